@@ -1,0 +1,30 @@
+# notewise: training data and models for music ML, as one reproducible DAG.
+#
+#   snakemake -j2 all                 the default demo, end to end
+#   snakemake -j2 sanity_shards       single-note sanity set
+#   snakemake -j 32 train_shards      random-polyphony training set (--configfile configs/full.yaml: 1M)
+#   snakemake --report report.html    the report
+#
+# Where things are: docs/architecture.md.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/timbres.smk"
+include: "rules/datasets.smk"
+
+
+rule all:
+    input:
+        rules.datasets.input,
+        rules.timbre_plot.output,
+    default_target: True

@@ -1,0 +1,123 @@
+"""Shard write throughput per deflate level, with np.savez_compressed for reference, in one run.
+
+    .venv/bin/python bench/bench_writes.py [--samples 4096] [--repeat 3] [--generator]
+
+Each level writes one full shard through ``write_shard`` (float16 conversion, CRC, deflate,
+atomic temp file + fsync + rename of both files) into a temporary directory; the figure is the
+best of ``--repeat`` runs, in samples per second of wall time on one thread. Data: synthetic
+random-polyphony windows with Gaussian targets shaped like real ones (``--generator`` uses
+``notewise.data.generate.generate_range`` and the timbre library in results/ instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from notewise.data.shards import npz_bytes, note_table, to_float16, waveform_crc32, write_shard
+
+POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
+
+
+class Shard(NamedTuple):
+    waveforms: np.ndarray
+    confs: np.ndarray
+    energies: np.ndarray
+    notes: dict
+
+
+def synthetic_shard(n: int, window: int = 4096, n_bins: int = 2048, seed: int = 0) -> Shard:
+    """Random-polyphony-shaped data: per note a sigma-1.5 Gaussian in confs and in energies."""
+    rng = np.random.default_rng(seed)
+    counts = rng.choice(POLYPHONY, n)
+    rows = np.repeat(np.arange(n), counts).astype(np.int32)
+    m = len(rows)
+    centres = rng.uniform(0, n_bins - 1, m)
+    weights = np.where(rng.random(m) < 0.5, 1.0, rng.uniform(0, 0.3, m))
+    shares = rng.uniform(0.05, 1, m)
+    shares /= np.bincount(rows, shares, n)[rows]
+    offsets = np.arange(-12, 13)
+    cols = np.clip(np.rint(centres)[:, None] + offsets, 0, n_bins - 1).astype(np.int64)
+    g = np.exp(-((cols - centres[:, None]) ** 2) / (2 * 1.5**2))
+    confs = np.zeros((n, n_bins), np.float32)
+    energies = np.zeros((n, n_bins), np.float32)
+    np.maximum.at(confs, (rows[:, None], cols), (weights[:, None] * g).astype(np.float32))
+    np.add.at(energies, (rows[:, None], cols), (shares[:, None] * g / g.sum(1, keepdims=True)).astype(np.float32))
+    waveforms = (rng.standard_normal((n, window)) * 0.1).clip(-0.99, 0.99).astype(np.float32)
+    notes = {"note_sample": rows, "note_freq": rng.uniform(20, 5000, m),
+             "note_velocity": rng.uniform(0.1, 1, m), "note_timbre": rng.integers(0, 100, m),
+             "note_onset": rng.integers(-4095, 4096, m), "note_offset": rng.integers(1, 8192, m),
+             "note_class": rng.integers(1, 5, m), "note_weight": weights, "note_energy_share": shares}
+    return Shard(waveforms, confs, energies, note_table(notes, n))
+
+
+def generated_shard(n: int) -> Shard:
+    from notewise.config import generation_spec
+    from notewise.data.generate import generate_range
+    from notewise.data.timbres import TimbreLibrary
+    import yaml
+
+    config = yaml.safe_load(Path("config.yaml").read_text())
+    timbres = TimbreLibrary.load("results/timbres/timbres.npz")
+    return generate_range(generation_spec(config, "train"), 0, n, timbres)
+
+
+def best_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=4096)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--generator", action="store_true")
+    args = parser.parse_args()
+    n = args.samples
+    shard = generated_shard(n) if args.generator else synthetic_shard(n)
+    raw_mb = (shard.waveforms.nbytes + shard.confs.nbytes // 2 + shard.energies.nbytes // 2) / 1e6
+    print(f"{n} samples, {'generator' if args.generator else 'synthetic'} data,"
+          f" {raw_mb:.1f} MB uncompressed (waveforms + float16 targets)")
+    parts = {
+        "float16 conversion": lambda: (to_float16(shard.confs), to_float16(shard.energies)),
+        "waveform CRC-32": lambda: waveform_crc32(shard.waveforms),
+    }
+    for name, fn in parts.items():
+        print(f"  {name:<22} {n / best_time(fn, args.repeat):>10,.0f} samples/s")
+    print(f"{'what':<34} {'samples/s':>10} {'targets MB':>11} {'shard MB':>9}")
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+        wpath, tpath = Path(tmp) / "w.npy", Path(tmp) / "t.npz"
+        for level in (0, 1, 3, 6):
+            seconds = best_time(lambda: write_shard(wpath, tpath, shard, compresslevel=level), args.repeat)
+            targets_only = best_time(lambda: npz_bytes(
+                {"confs": to_float16(shard.confs), "energies": to_float16(shard.energies), **shard.notes},
+                level), args.repeat)
+            size, total = tpath.stat().st_size / 1e6, (tpath.stat().st_size + wpath.stat().st_size) / 1e6
+            label = "stored" if level == 0 else f"deflate {level}"
+            print(f"write_shard, {label:<21} {n / seconds:>10,.0f} {size:>11.2f} {total:>9.1f}"
+                  f"   (targets .npz in memory alone: {n / targets_only:,.0f}/s)")
+        reference = io.BytesIO()
+
+        def savez():
+            reference.seek(0)
+            reference.truncate()
+            np.savez_compressed(reference, confs=to_float16(shard.confs),
+                                energies=to_float16(shard.energies), **shard.notes)
+
+        seconds = best_time(savez, args.repeat)
+        print(f"np.savez_compressed targets (lvl 6) {n / seconds:>10,.0f} {len(reference.getvalue()) / 1e6:>11.2f}"
+              "      -   (in memory, no waveforms, no fsync)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+# Training-data shards: one job per shard, per-shard validation, then the dataset's meta.json.
+# A shard is rebuilt only when its params change: its dataset's generation spec and sample range
+# (shard_spec) or the generator's source (GENERATOR_HASH). Raising num_samples therefore adds
+# shards (and rebuilds the last partial one) without touching the others.
+
+
+rule generate_shard:
+    input:
+        timbres=TIMBRES,
+    output:
+        waveforms=DATASET_DIR + "/waveforms/shard_{shard}.npy",
+        targets=DATASET_DIR + "/targets/shard_{shard}.npz",
+    params:
+        spec=shard_spec,
+        code=GENERATOR_HASH,
+    log:
+        "results/logs/generate_shard/{dataset}/{shard}.log",
+    benchmark:
+        "results/benchmarks/generate_shard/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/notewise.yaml"
+    shell:
+        "notewise generate-shard --spec {params.spec:q} --timbres {input.timbres}"
+        " --waveforms {output.waveforms} --targets {output.targets} 2> {log}"
+
+
+rule validate_shard:
+    input:
+        waveforms=rules.generate_shard.output.waveforms,
+        targets=rules.generate_shard.output.targets,
+    output:
+        DATASET_DIR + "/validation/shard_{shard}.json",
+    params:
+        spec=dataset_spec,
+    log:
+        "results/logs/validate_shard/{dataset}/{shard}.log",
+    benchmark:
+        "results/benchmarks/validate_shard/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/notewise.yaml"
+    shell:
+        "notewise validate-shard --spec {params.spec:q} --waveforms {input.waveforms}"
+        " --targets {input.targets} -o {output} 2> {log}"
+
+
+rule validate_dataset:
+    input:
+        lambda wc: dataset_files(rules.validate_shard.output[0], wc.dataset),
+    output:
+        DATASET_DIR + "/validation.json",
+    params:
+        spec=dataset_spec,
+    log:
+        "results/logs/validate_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/validate_dataset/{dataset}.tsv"
+    conda:
+        "../envs/notewise.yaml"
+    shell:
+        "notewise validate-dataset --spec {params.spec:q} --reports {input} -o {output} 2> {log}"
+
+
+rule dataset_meta:
+    input:
+        validation=rules.validate_dataset.output[0],
+    output:
+        DATASET_DIR + "/meta.json",
+    params:
+        spec=dataset_spec,
+        code=GENERATOR_HASH,
+    log:
+        "results/logs/dataset_meta/{dataset}.log",
+    benchmark:
+        "results/benchmarks/dataset_meta/{dataset}.tsv"
+    conda:
+        "../envs/notewise.yaml"
+    shell:
+        "notewise assemble-meta --spec {params.spec:q} --validation {input.validation}"
+        " --code-hash {params.code} -o {output} 2> {log}"
+
+
+rule datasets:
+    input:
+        expand(rules.dataset_meta.output[0], dataset=DATASETS),
+
+
+for _name in DATASETS:
+
+    rule:
+        name:
+            f"{_name}_shards"
+        input:
+            DATASET_DIR.format(dataset=_name) + "/meta.json",

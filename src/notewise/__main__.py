@@ -1,0 +1,5 @@
+import sys
+
+from notewise.cli import main
+
+sys.exit(main())

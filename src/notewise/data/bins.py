@@ -1,0 +1,68 @@
+"""Log-spaced pitch bins: the mapping between Hz and (fractional) bin index.
+
+Bin ``i`` of ``n_bins`` is centred on ``f_min * (f_max / f_min) ** (i / (n_bins - 1))``, so bin 0
+is ``f_min`` and bin ``n_bins - 1`` is ``f_max`` (2048 bins over 20-5000 Hz: about 4.67 cents
+per bin). The inverse is ``(n_bins - 1) * log(f / f_min) / log(f_max / f_min)``, a *fractional*
+bin: labels centre their Gaussians on it, not on the rounded bin.
+
+``BinSpec`` is the Python face; ``freq_to_bin_scalar`` / ``bin_to_freq_scalar`` are the same
+formulas as Numba functions for the jitted label code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def freq_to_bin_scalar(freq, f_min, f_max, n_bins):
+    """Fractional bin of ``freq`` Hz (Numba-callable)."""
+    return (n_bins - 1) * np.log(freq / f_min) / np.log(f_max / f_min)
+
+
+@njit(cache=True)
+def bin_to_freq_scalar(bin_index, f_min, f_max, n_bins):
+    """Frequency in Hz of the (possibly fractional) bin ``bin_index`` (Numba-callable)."""
+    return f_min * (f_max / f_min) ** (bin_index / (n_bins - 1))
+
+
+@dataclass(frozen=True)
+class BinSpec:
+    """The bin layout: ``n_bins`` log-spaced centres from ``f_min`` to ``f_max`` Hz inclusive."""
+
+    n_bins: int = 2048
+    f_min: float = 20.0
+    f_max: float = 5000.0
+
+    def __post_init__(self):
+        if self.n_bins < 2:
+            raise ValueError(f"bins.n_bins must be >= 2, got {self.n_bins}")
+        if not 0 < self.f_min < self.f_max:
+            raise ValueError(f"bins need 0 < f_min < f_max, got {self.f_min}, {self.f_max}")
+
+    @classmethod
+    def from_dict(cls, bins: dict) -> "BinSpec":
+        """From the ``bins`` section of the config or the generation spec."""
+        return cls(int(bins["n_bins"]), float(bins["f_min"]), float(bins["f_max"]))
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Centre frequency of every bin, float64 [n_bins]."""
+        return self.bin_to_freq(np.arange(self.n_bins, dtype=np.float64))
+
+    def freq_to_bin(self, freq):
+        """Fractional bin index of ``freq`` (scalar or array, Hz); may fall outside [0, n_bins-1]."""
+        freq = np.asarray(freq, dtype=np.float64)
+        return (self.n_bins - 1) * np.log(freq / self.f_min) / np.log(self.f_max / self.f_min)
+
+    def bin_to_freq(self, bin_index):
+        """Frequency in Hz of a (fractional) bin index (scalar or array)."""
+        bin_index = np.asarray(bin_index, dtype=np.float64)
+        return self.f_min * (self.f_max / self.f_min) ** (bin_index / (self.n_bins - 1))
+
+    def contains(self, freq) -> np.ndarray:
+        """Whether ``freq`` lies in [f_min, f_max] (the labelled range), to 1e-9 relative."""
+        freq = np.asarray(freq, dtype=np.float64)
+        return (freq >= self.f_min * (1 - 1e-9)) & (freq <= self.f_max * (1 + 1e-9))

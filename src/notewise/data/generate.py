@@ -1,0 +1,254 @@
+"""Window generation: sampler -> synthesis -> labels, for a range of sample indices.
+
+``generate_range(spec, start, count, timbres)`` produces samples ``start .. start+count-1`` of the
+dataset that the generation spec describes (``docs/architecture.md``). Every draw of sample ``i``
+comes from the counter RNG keyed by ``(spec["seed"], spec["dataset"])`` at index ``i``, so the
+rows are the same whatever range they are generated in (a shard, an on-the-fly batch, one row).
+
+The whole per-window path runs in one Numba call over the range (``_generate_windows``): draw the
+notes, render and mix them, limit the peak, label them and write the target rows and the note
+table. Python only unpacks the spec before and trims the note table after.
+
+``generate_single_note(bin_idx=...)`` is the seed's API: one sanity window as a dict of
+``waveform`` [window], ``confs`` and ``energies`` [n_bins], all float32.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .labels import label_window
+from .rng import dataset_key
+from .sampler import sample_random_polyphony, sample_single_note
+from .synth import new_scratch, render_window
+from .timbres import TimbreLibrary, build_timbre_library
+
+KIND_RANDOM_POLYPHONY = 0
+KIND_SINGLE_NOTE = 1
+KINDS = {"random_polyphony": KIND_RANDOM_POLYPHONY, "single_note": KIND_SINGLE_NOTE}
+
+NOTE_TABLE_DTYPES = {
+    "note_sample": np.int32,
+    "note_freq": np.float32,
+    "note_velocity": np.float32,
+    "note_timbre": np.int16,
+    "note_onset": np.int32,
+    "note_offset": np.int32,
+    "note_class": np.int8,
+    "note_weight": np.float32,
+    "note_energy_share": np.float32,
+}
+
+DEFAULT_SPEC = {
+    "seed": 0,
+    "dataset": "single_note",
+    "audio": {"sample_rate": 44100, "window": 4096},
+    "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0},
+    "labels": {"sigma_bins": 1.5},
+    "settings": {"kind": "single_note", "samples_per_bin": 1, "velocity": 0.8, "timbre": 0},
+}
+
+
+class ShardData(NamedTuple):
+    waveforms: np.ndarray  # [N, window] float32
+    confs: np.ndarray  # [N, n_bins] float32 (stored as float16)
+    energies: np.ndarray  # [N, n_bins] float32 (stored as float16)
+    notes: dict  # note table: NOTE_TABLE_DTYPES keys, one entry per labelled note
+
+
+class _Notes(NamedTuple):
+    """Per-window note scratch (one window's worth, reused)."""
+
+    freqs: np.ndarray
+    velocities: np.ndarray
+    timbre_ids: np.ndarray
+    onsets: np.ndarray
+    offsets: np.ndarray
+    phase_keys: np.ndarray
+    classes: np.ndarray
+    weights: np.ndarray
+    shares: np.ndarray
+    bins: np.ndarray
+    labelled: np.ndarray
+
+
+def _note_scratch(max_notes: int) -> _Notes:
+    n = max(max_notes, 1)
+    return _Notes(np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                  np.zeros(n, np.int64), np.zeros(n, np.uint64), np.zeros(n, np.int64),
+                  np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, np.bool_))
+
+
+@njit(cache=True)
+def _append_note_table(table, at, row, notes, count):
+    """Append the labelled notes of window ``row`` to the note table; returns the new length."""
+    (sample_col, freq_col, velocity_col, timbre_col, onset_col, offset_col, class_col,
+     weight_col, share_col) = table
+    for j in range(count):
+        if not notes.labelled[j]:
+            continue
+        sample_col[at] = row
+        freq_col[at] = notes.freqs[j]
+        velocity_col[at] = notes.velocities[j]
+        timbre_col[at] = notes.timbre_ids[j]
+        onset_col[at] = notes.onsets[j]
+        offset_col[at] = notes.offsets[j]
+        class_col[at] = notes.classes[j]
+        weight_col[at] = notes.weights[j]
+        share_col[at] = notes.shares[j]
+        at += 1
+    return at
+
+
+@njit(cache=True)
+def _generate_windows(kind, key, start, polyphony_params, single_params, fixed_phase,
+                      amplitudes, stretches, adsr, sample_rate, f_min, f_max, sigma,
+                      waveforms, confs, energies, notes, table):
+    """Fill rows ``0..N-1`` (samples ``start..start+N-1``); returns the note-table length."""
+    window = waveforms.shape[1]
+    n_bins = confs.shape[1]
+    scratch = new_scratch(window, amplitudes.shape[1])
+    table_length = 0
+    for row in range(waveforms.shape[0]):
+        sample = start + row
+        if kind == KIND_RANDOM_POLYPHONY:
+            count = sample_random_polyphony(key, sample, polyphony_params, window, notes.freqs,
+                                            notes.velocities, notes.timbre_ids, notes.onsets,
+                                            notes.offsets, notes.phase_keys)
+        else:
+            count = sample_single_note(key, sample, single_params, adsr, window, sample_rate,
+                                       f_min, f_max, n_bins, notes.freqs, notes.velocities,
+                                       notes.timbre_ids, notes.onsets, notes.offsets,
+                                       notes.phase_keys)
+        render_window(waveforms[row], count, notes.freqs, notes.velocities, notes.timbre_ids,
+                      notes.onsets, notes.offsets, notes.phase_keys, fixed_phase, amplitudes,
+                      stretches, adsr, sample_rate, scratch)
+        label_window(count, notes.freqs, notes.velocities, notes.timbre_ids, notes.onsets,
+                     notes.offsets, amplitudes, stretches, adsr, sample_rate, window, f_min,
+                     f_max, sigma, confs[row], energies[row], notes.classes, notes.weights,
+                     notes.shares, notes.bins, notes.labelled)
+        table_length = _append_note_table(table, table_length, row, notes, count)
+    return table_length
+
+
+def _polyphony_params(settings: dict, n_timbres: int):
+    polyphony = np.asarray(settings["polyphony"], dtype=np.int64)
+    f_lo, f_hi = (float(f) for f in settings["freq_range"])
+    v_lo, v_hi = (float(v) for v in settings["velocity_range"])
+    onset_lo, onset_hi = (int(o) for o in settings["onset_range"])
+    timbre_ids = settings.get("timbres", "all")
+    timbre_ids = np.arange(n_timbres) if timbre_ids == "all" else np.asarray(timbre_ids)
+    timbre_ids = timbre_ids.astype(np.int64)
+    if polyphony.size == 0 or polyphony.min() < 0:
+        raise ValueError("settings.polyphony must be a non-empty list of note counts >= 0")
+    if not 0 < f_lo <= f_hi:
+        raise ValueError(f"settings.freq_range must satisfy 0 < low <= high, got {f_lo, f_hi}")
+    if onset_lo > onset_hi:
+        raise ValueError(f"settings.onset_range low > high: {onset_lo, onset_hi}")
+    if timbre_ids.size == 0 or timbre_ids.min() < 0 or timbre_ids.max() >= n_timbres:
+        raise ValueError(f"settings.timbres must be ids in [0, {n_timbres}), got {timbre_ids}")
+    params = (polyphony, np.log(f_lo), np.log(f_hi), v_lo, v_hi, np.int64(onset_lo),
+              np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids)
+    return params, int(polyphony.max())
+
+
+def _single_params(settings: dict, n_timbres: int):
+    timbre = int(settings.get("timbre", 0))
+    if not 0 <= timbre < n_timbres:
+        raise ValueError(f"settings.timbre must be an id in [0, {n_timbres}), got {timbre}")
+    return (np.int64(settings["samples_per_bin"]), float(settings.get("velocity", 0.8)),
+            np.int64(timbre))
+
+
+_DUMMY_POLYPHONY = (np.ones(1, np.int64), 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0),
+                    np.int64(0), np.zeros(1, np.int64))
+_DUMMY_SINGLE = (np.int64(1), 0.0, np.int64(0))
+
+
+def generate_range(spec: dict, start: int, count: int, timbres: TimbreLibrary,
+                   *, out: ShardData | None = None,
+                   fixed_phase: float = float("nan")) -> ShardData:
+    """Samples ``start .. start+count-1`` of the dataset described by the generation ``spec``.
+
+    ``out``: a ``ShardData`` whose ``waveforms``, ``confs`` and ``energies`` (float32,
+    C-contiguous, ``count`` rows) are overwritten instead of allocating new arrays (for callers
+    that generate batch after batch; fresh pages cost more than a short window's synthesis).
+    ``fixed_phase`` (radians) replaces every partial's random phase when given (used by
+    ``generate_single_note(phase=...)``).
+    """
+    if start < 0 or count < 0:
+        raise ValueError(f"start and count must be >= 0, got {start}, {count}")
+    settings = spec["settings"]
+    kind = KINDS.get(settings["kind"])
+    if kind is None:
+        raise ValueError(f"unknown dataset kind {settings['kind']!r}; known: {sorted(KINDS)}")
+    window = int(spec["audio"]["window"])
+    bins = spec["bins"]
+    n_bins = int(bins["n_bins"])
+    if kind == KIND_RANDOM_POLYPHONY:
+        polyphony_params, max_notes = _polyphony_params(settings, len(timbres))
+        single_params = _DUMMY_SINGLE
+    else:
+        single_params, max_notes = _single_params(settings, len(timbres)), 1
+        polyphony_params = _DUMMY_POLYPHONY
+        if start + count > n_bins * int(single_params[0]):
+            raise ValueError(f"single_note has {n_bins * int(single_params[0])} samples "
+                             f"(n_bins x samples_per_bin); asked for up to {start + count}")
+    waveforms, confs, energies = _output_arrays(out, count, window, n_bins)
+    table = tuple(np.zeros(count * max_notes, dtype) for dtype in NOTE_TABLE_DTYPES.values())
+    table_length = _generate_windows(
+        kind, dataset_key(spec["seed"], spec["dataset"]), np.int64(start), polyphony_params,
+        single_params, float(fixed_phase), timbres.amplitudes, timbres.inharmonicity,
+        timbres.adsr, float(spec["audio"]["sample_rate"]), float(bins["f_min"]),
+        float(bins["f_max"]), float(spec["labels"]["sigma_bins"]), waveforms, confs, energies,
+        _note_scratch(max_notes), table)
+    notes = {name: column[:table_length].copy()
+             for name, column in zip(NOTE_TABLE_DTYPES, table)}
+    return ShardData(waveforms, confs, energies, notes)
+
+
+def _output_arrays(out, count, window, n_bins):
+    if out is None:
+        return (np.zeros((count, window), np.float32), np.zeros((count, n_bins), np.float32),
+                np.zeros((count, n_bins), np.float32))
+    arrays = (out.waveforms, out.confs, out.energies)
+    shapes = ((count, window), (count, n_bins), (count, n_bins))
+    for array, shape in zip(arrays, shapes):
+        if (array.shape != shape or array.dtype != np.float32
+                or not array.flags.c_contiguous or not array.flags.writeable):
+            raise ValueError(f"out arrays must be writeable C-contiguous float32 {shapes}")
+    return arrays
+
+
+@functools.lru_cache(maxsize=1)
+def _default_timbres() -> TimbreLibrary:
+    return build_timbre_library()
+
+
+def generate_single_note(bin_idx: int, *, phase=None, velocity=0.8, timbre=0, seed=0,
+                         spec=None, timbres=None) -> dict:
+    """One single-note window at the centre of bin ``bin_idx`` (the seed's sanity sample).
+
+    It is sample ``bin_idx`` of a ``single_note`` dataset named ``"single_note"`` (one sample
+    per bin) under ``seed``: the random phase is a pure function of ``(seed, bin_idx)``, so
+    calls with the same arguments return the same window; pass ``seed`` (or ``phase``) to get
+    other phases. ``phase`` (radians) fixes every partial's phase. ``spec`` supplies ``audio``,
+    ``bins`` and ``labels`` (defaults: 44.1 kHz, 4096 samples, 2048 bins 20-5000 Hz, sigma 1.5);
+    ``timbres`` the library (default: the default library; timbre 0 is the pure sine).
+
+    Returns ``{'waveform': [window], 'confs': [n_bins], 'energies': [n_bins]}``, float32.
+    """
+    base = DEFAULT_SPEC if spec is None else spec
+    one_note_spec = {
+        "seed": seed, "dataset": "single_note", "audio": base["audio"], "bins": base["bins"],
+        "labels": base["labels"],
+        "settings": {"kind": "single_note", "samples_per_bin": 1, "velocity": velocity,
+                     "timbre": timbre},
+    }
+    library = _default_timbres() if timbres is None else timbres
+    data = generate_range(one_note_spec, int(bin_idx), 1, library,
+                          fixed_phase=float("nan") if phase is None else float(phase))
+    return {"waveform": data.waveforms[0], "confs": data.confs[0], "energies": data.energies[0]}

@@ -1,0 +1,446 @@
+"""Reading shard datasets into PyTorch: per item (``Dataset``) and, fast, per batch.
+
+``DatasetReader(path, preload=False)`` memory-maps each shard's waveforms and decompresses a
+shard's targets the first time one of its samples is read, keeping the last ``cache_shards``
+shards' targets (float16) in an LRU cache. ``preload=True`` loads everything (targets stay
+float16 in memory; they become float32 per item or batch), on the GPU with ``device='cuda'``.
+
+Speed comes from the batch path, not from ``__getitem__``: ``get_batch(indices)`` sorts the
+indices, groups them by shard and gathers each group with one fancy index into preallocated
+arrays (a contiguous run is one slice copy), so a batch costs a few large copies instead of
+``batch_size`` small ones plus collation. ``ShardBatchSampler`` produces batches that stay within
+one shard (shuffled shard order, shuffled order inside each shard, sorted inside each batch), so
+each shard's targets are decompressed once per epoch; ``BatchLoader`` runs ``get_batch`` in a
+background thread and hands out ready tensors.
+
+The reader works in ``torch.utils.data.DataLoader`` workers: open files and caches are not
+pickled, each process reopens them lazily. Legacy V1 directories read through the same class.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from notewise.data import legacy
+from notewise.data.meta import read_meta
+from notewise.data.shards import (
+    FORMAT_VERSION,
+    LEGACY_FORMAT_VERSION,
+    META_NAME,
+    legacy_shard_path,
+    list_legacy_indices,
+    list_shard_indices,
+    npy_shape,
+    read_targets,
+    read_waveforms,
+    targets_path,
+    waveform_path,
+)
+
+ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
+
+
+# --------------------------------------------------------------------------- dataset layout
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """Where shard ``index`` lives; ``targets`` is None for a V1 shard (all in ``waveforms``)."""
+
+    index: int
+    start: int
+    samples: int
+    waveforms: Path
+    targets: Path | None
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    root: Path
+    version: int
+    shards: tuple[ShardSource, ...]
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.samples for s in self.shards)
+
+    @property
+    def legacy(self) -> bool:
+        return self.version == LEGACY_FORMAT_VERSION
+
+
+def _sources(counts: list[tuple[int, int]], paths) -> tuple[ShardSource, ...]:
+    sources, start = [], 0
+    for index, samples in counts:
+        sources.append(ShardSource(index, start, samples, *paths(index)))
+        start += samples
+    return tuple(sources)
+
+
+def open_layout(path: str | Path) -> DatasetLayout:
+    """The shards of a dataset directory: from ``meta.json`` if it has a current-format one,
+    otherwise by scanning for current shards, then for V1 ``shard_NNNNN.npz`` files."""
+    root = Path(path)
+    meta_path = root / META_NAME
+    meta = read_meta(meta_path) if meta_path.exists() else {}
+    if meta.get("format", {}).get("version") == FORMAT_VERSION:
+        counts = [(e["index"], e["samples"]) for e in meta["shards"]]
+        by_index = {e["index"]: e for e in meta["shards"]}
+        shards = _sources(counts, lambda i: (root / by_index[i]["waveforms"], root / by_index[i]["targets"]))
+        return DatasetLayout(root, FORMAT_VERSION, shards)
+    if legacy.is_legacy_dataset(root):
+        counts = [(i, legacy.legacy_shard_length(legacy_shard_path(root, i)))
+                  for i in list_legacy_indices(root)]
+        return DatasetLayout(root, LEGACY_FORMAT_VERSION,
+                             _sources(counts, lambda i: (legacy_shard_path(root, i), None)))
+    indices = list_shard_indices(root)
+    if not indices:
+        raise FileNotFoundError(f"{root}: no shards (neither waveforms/shard_*.npy nor V1 shard_*.npz)")
+    counts = [(i, npy_shape(waveform_path(root, i))[0]) for i in indices]
+    return DatasetLayout(root, FORMAT_VERSION,
+                         _sources(counts, lambda i: (waveform_path(root, i), targets_path(root, i))))
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+def _gather(source: np.ndarray, rows: np.ndarray, out: np.ndarray, dest) -> None:
+    """``out[dest] = source[rows]`` with the fewest copies: a slice for a contiguous run."""
+    if isinstance(dest, slice):
+        if rows[-1] - rows[0] + 1 == len(rows):
+            out[dest] = source[rows[0]: rows[-1] + 1]
+        else:
+            np.take(source, rows, axis=0, out=out[dest], mode="clip")  # rows already checked
+    else:
+        out[dest] = source[rows]
+
+
+def _is_sorted(indices: np.ndarray) -> bool:
+    return bool(len(indices) < 2 or (indices[1:] >= indices[:-1]).all())
+
+
+class DatasetReader(torch.utils.data.Dataset):
+    """A shard dataset as a PyTorch ``Dataset`` (the seed's API) plus a batch path.
+
+    Items are ``{'waveform': [1, window], 'target_confidence': [n_bins],
+    'target_energy': [n_bins]}`` float32 tensors; ``get_batch`` returns the same keys batched.
+    ``device`` places the preloaded tensors (so needs ``preload=True``).
+    """
+
+    def __init__(self, path: str | Path, preload: bool = False, device=None, cache_shards: int = 8):
+        if device is not None and not preload:
+            raise ValueError("device= places preloaded data: use preload=True"
+                             " (or BatchLoader(..., device=) to move batches)")
+        self.layout = open_layout(path)
+        self.path = self.layout.root
+        self.preload = preload
+        self.device = torch.device(device) if device is not None else None
+        self.cache_shards = max(1, int(cache_shards))
+        self._starts = np.array([s.start for s in self.layout.shards] + [self.layout.num_samples])
+        self._reset_handles()
+        self.window, self.n_bins, self._target_dtype = self._probe_shapes()
+        self._data: dict[str, torch.Tensor] | None = self._load_all() if preload else None
+
+    # ------------------------------------------------------------ process-local state
+
+    def _reset_handles(self) -> None:
+        self._waveform_maps: dict[int, np.ndarray] = {}
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in ("_waveform_maps", "_cache", "_lock"):
+            state.pop(key)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset_handles()
+
+    # ------------------------------------------------------------ layout
+
+    def __len__(self) -> int:
+        return self.layout.num_samples
+
+    @property
+    def shard_bounds(self) -> list[tuple[int, int]]:
+        """``(start, samples)`` of every shard, in order (what ``ShardBatchSampler`` groups by)."""
+        return [(s.start, s.samples) for s in self.layout.shards]
+
+    def _probe_shapes(self) -> tuple[int, int, np.dtype]:
+        first = self.layout.shards[0]
+        if self.layout.legacy:
+            shard = self._shard_arrays(0)
+            return shard["waveforms"].shape[1], shard["confs"].shape[1], shard["confs"].dtype
+        window = read_waveforms(first.waveforms).shape[1]
+        confs = self._shard_arrays(0)["confs"]
+        return window, confs.shape[1], confs.dtype
+
+    def _position(self, index: int) -> tuple[int, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index %= len(self)
+        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return shard, index - int(self._starts[shard])
+
+    def _check_indices(self, indices) -> np.ndarray:
+        if isinstance(indices, torch.Tensor):
+            indices = indices.cpu().numpy()
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"batch indices must lie in [0, {len(self)}),"
+                             f" got {indices.min()}..{indices.max()}")
+        return indices
+
+    # ------------------------------------------------------------ lazy storage
+
+    def _waveforms(self, shard: int) -> np.ndarray:
+        if self.layout.legacy:
+            return self._shard_arrays(shard)["waveforms"]
+        array = self._waveform_maps.get(shard)
+        if array is None:
+            array = read_waveforms(self.layout.shards[shard].waveforms, mmap=True)
+            self._waveform_maps[shard] = array
+        return array
+
+    def _load_shard(self, shard: int) -> dict[str, np.ndarray]:
+        source = self.layout.shards[shard]
+        if self.layout.legacy:
+            data = legacy.read_legacy_shard(source.waveforms)
+            return {"waveforms": data.waveforms, "confs": data.confs, "energies": data.energies}
+        targets = read_targets(source.targets)
+        return {"confs": targets["confs"], "energies": targets["energies"]}
+
+    def _shard_arrays(self, shard: int) -> dict[str, np.ndarray]:
+        """The shard's decompressed arrays from the LRU cache (loaded on a miss)."""
+        with self._lock:
+            entry = self._cache.get(shard)
+            if entry is not None:
+                self._cache.move_to_end(shard)
+                return entry
+        entry = self._load_shard(shard)  # outside the lock: a prefetch thread may load another
+        with self._lock:
+            self._cache[shard] = entry
+            self._cache.move_to_end(shard)
+            while len(self._cache) > self.cache_shards:
+                self._cache.popitem(last=False)
+        return entry
+
+    def prefetch_shard(self, shard: int) -> None:
+        """Decompress shard ``shard``'s targets into the cache ahead of use."""
+        if not self.preload:
+            self._shard_arrays(shard)
+
+    def _load_all(self) -> dict[str, torch.Tensor]:
+        n = len(self)
+        waveforms = np.empty((n, self.window), np.float32)
+        confs = np.empty((n, self.n_bins), self._target_dtype)
+        energies = np.empty((n, self.n_bins), self._target_dtype)
+        for shard, source in enumerate(self.layout.shards):
+            rows = slice(source.start, source.start + source.samples)
+            waveforms[rows] = self._waveforms(shard)
+            arrays = self._shard_arrays(shard)
+            confs[rows], energies[rows] = arrays["confs"], arrays["energies"]
+        self._reset_handles()  # the copies below are all that is kept
+        data = {"waveform": waveforms, "target_confidence": confs, "target_energy": energies}
+        return {k: torch.from_numpy(v).to(self.device or "cpu") for k, v in data.items()}
+
+    # ------------------------------------------------------------ items and batches
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        shard, row = self._position(index)
+        if self._data is not None:
+            i = int(self._starts[shard]) + row
+            return {"waveform": self._data["waveform"][i].unsqueeze(0),
+                    "target_confidence": self._data["target_confidence"][i].float(),
+                    "target_energy": self._data["target_energy"][i].float()}
+        arrays = self._shard_arrays(shard)
+        return {"waveform": torch.from_numpy(np.array(self._waveforms(shard)[row])).unsqueeze(0),
+                "target_confidence": torch.from_numpy(arrays["confs"][row].astype(np.float32)),
+                "target_energy": torch.from_numpy(arrays["energies"][row].astype(np.float32))}
+
+    def get_batch(self, indices) -> dict[str, torch.Tensor]:
+        """Samples ``indices`` as batched float32 tensors (``waveform`` [B, 1, window], targets
+        [B, n_bins]), row k holding sample ``indices[k]``. Sorted indices are the fast case."""
+        indices = self._check_indices(indices)
+        if self._data is not None:
+            positions = torch.from_numpy(indices).to(self._data["waveform"].device)
+            return {"waveform": self._data["waveform"].index_select(0, positions).unsqueeze(1),
+                    "target_confidence": self._data["target_confidence"].index_select(0, positions).float(),
+                    "target_energy": self._data["target_energy"].index_select(0, positions).float()}
+        return self._gather_batch(indices)
+
+    def _gather_batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = len(indices)
+        waveforms = np.empty((batch, self.window), np.float32)
+        confs = np.empty((batch, self.n_bins), self._target_dtype)
+        energies = np.empty((batch, self.n_bins), self._target_dtype)
+        in_order = _is_sorted(indices)
+        order = np.arange(batch) if in_order else np.argsort(indices, kind="stable")
+        ordered = indices[order]
+        shards = np.searchsorted(self._starts, ordered, side="right") - 1
+        edges = [0, *(np.flatnonzero(np.diff(shards)) + 1).tolist(), batch]
+        for a, b in zip(edges[:-1], edges[1:]):
+            if a == b:
+                continue
+            shard = int(shards[a])
+            rows = ordered[a:b] - self._starts[shard]
+            dest = slice(a, b) if in_order else order[a:b]
+            arrays = self._shard_arrays(shard)
+            _gather(self._waveforms(shard), rows, waveforms, dest)
+            _gather(arrays["confs"], rows, confs, dest)
+            _gather(arrays["energies"], rows, energies, dest)
+        return {"waveform": torch.from_numpy(waveforms).unsqueeze(1),
+                "target_confidence": torch.from_numpy(confs).float(),
+                "target_energy": torch.from_numpy(energies).float()}
+
+
+# --------------------------------------------------------------------------- batch sampling
+
+
+def _bounds_of(reader_or_len) -> list[tuple[int, int]]:
+    if isinstance(reader_or_len, int):
+        return [(0, reader_or_len)]
+    if hasattr(reader_or_len, "shard_bounds"):
+        return list(reader_or_len.shard_bounds)
+    sizes, bounds, start = list(reader_or_len), [], 0  # a sequence of shard sizes
+    for size in sizes:
+        bounds.append((start, int(size)))
+        start += int(size)
+    return bounds
+
+
+class ShardBatchSampler(torch.utils.data.Sampler):
+    """Batches of sorted indices that mostly stay inside one shard, deterministic per epoch.
+
+    Each epoch (``set_epoch``) draws, from ``(seed, epoch)`` alone, a shard order and an order
+    inside each shard (``mix_shards`` > 1 shuffles groups of that many shards together, for data
+    whose shards are ordered, e.g. the sanity set by bin), cuts it into batches and sorts each.
+    Every index appears at most once per epoch.
+
+    DDP: ranks get disjoint contiguous runs of batches and the same number of steps. The last
+    step's indices are split evenly over the ranks; with ``drop_last`` the incomplete last step
+    is dropped instead. With one rank and ``drop_last=False`` every index appears exactly once;
+    with more, up to ``world_size - 1`` indices are skipped when fewer than that are left over.
+    """
+
+    def __init__(self, reader_or_len, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, mix_shards: int = 1):
+        if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size or mix_shards < 1:
+            raise ValueError(f"need batch_size >= 1, 0 <= rank < world_size, mix_shards >= 1; got"
+                             f" {batch_size}, {rank}, {world_size}, {mix_shards}")
+        self.bounds = _bounds_of(reader_or_len)
+        self.num_samples = sum(n for _, n in self.bounds)
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world_size, self.mix_shards = rank, world_size, mix_shards
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _epoch_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        shard_order = rng.permutation(len(self.bounds))
+        parts = []
+        for g in range(0, len(shard_order), self.mix_shards):
+            group = [np.arange(s, s + n) for s, n in (self.bounds[k] for k in shard_order[g: g + self.mix_shards])]
+            parts.append(rng.permutation(np.concatenate(group)))
+        return np.concatenate(parts) if parts else np.arange(0)
+
+    def _steps(self) -> tuple[int, int]:
+        """(full steps, whether a last uneven step follows) for every rank."""
+        per_step = self.batch_size * self.world_size
+        full, rest = divmod(self.num_samples, per_step)
+        last = not self.drop_last and rest >= self.world_size
+        return full, int(last)
+
+    def __len__(self) -> int:
+        return sum(self._steps())
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = self._epoch_order()
+        full, last = self._steps()
+        b, w, r = self.batch_size, self.world_size, self.rank
+        mine = order[r * full * b: (r + 1) * full * b]  # a contiguous run of full batches
+        for k in range(full):
+            yield np.sort(mine[k * b: (k + 1) * b])
+        if last:
+            yield np.sort(np.array_split(order[full * b * w:], w)[r])
+
+
+# --------------------------------------------------------------------------- loading loop
+
+
+class BatchLoader:
+    """Iterate ``reader.get_batch(batch)`` over ``sampler``'s batches, ``prefetch`` batches ahead
+    in a background thread (0: inline). Batches are pinned when CUDA is available (or as
+    ``pin_memory`` says) and moved to ``device`` if one is given."""
+
+    _DONE = object()
+
+    def __init__(self, reader: DatasetReader, sampler: ShardBatchSampler, prefetch: int = 2,
+                 device=None, pin_memory: bool | None = None):
+        self.reader, self.sampler, self.prefetch = reader, sampler, max(0, int(prefetch))
+        self.device = torch.device(device) if device is not None else None
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def _load(self, indices) -> dict[str, torch.Tensor]:
+        batch = self.reader.get_batch(indices)
+        if self.pin_memory and batch["waveform"].device.type == "cpu":
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return batch
+
+    def _deliver(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.device is None:
+            return batch
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        if self.prefetch == 0:
+            for indices in self.sampler:
+                yield self._deliver(self._load(indices))
+            return
+        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._produce, args=(iter(self.sampler), ready, stop), daemon=True)
+        worker.start()
+        try:
+            while (item := ready.get()) is not self._DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield self._deliver(item)
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    ready.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
+
+    def _produce(self, batches, ready: queue.Queue, stop: threading.Event) -> None:
+        try:
+            for indices in batches:
+                if stop.is_set():
+                    return
+                ready.put(self._load(indices))
+            ready.put(self._DONE)
+        except BaseException as exc:  # hand the error to the consumer
+            ready.put(exc)

@@ -1,0 +1,518 @@
+"""The shard format: one waveform ``.npy`` and one target ``.npz`` per shard, and how to write them.
+
+Layout of a dataset directory (format version 2)::
+
+    meta.json
+    waveforms/shard_00000.npy   float32 [N, window], plain .npy so readers can memory-map it
+    targets/shard_00000.npz     confs, energies float16 [N, n_bins] + the shard's note table
+                                + waveforms_crc32 (uint32, CRC-32 of the waveform array's bytes)
+
+Why it is written the way it is:
+
+* **Atomic.** Every file is written to a temporary file in the destination directory, flushed,
+  fsync'ed and then ``os.replace``d onto its final name, so an interrupted job leaves either no file
+  or the old one under the final name, never half of one.
+* **Deterministic.** Identical arrays give byte-identical files (and sha256). ``np.savez`` stamps
+  each zip member with the current time; here the zip is written member by member with a fixed
+  ``ZipInfo`` (date 1980-01-01, fixed attributes, fixed member order). It stays a standard ``.npz``
+  that ``np.load`` reads.
+* **Fast.** ``np.savez_compressed`` deflates at level 6; the targets are mostly zeros and level 1
+  compresses them almost as well at about twice the speed (``bench/bench_writes.py`` has the
+  figures), so level 1 is the default.
+* **Self-checking.** The waveform ``.npy`` has no checksum of its own; the CRC-32 of its array bytes
+  is stored in the targets ``.npz`` (whose members are CRC-checked by zip) so validation can tell a
+  flipped bit in the waveforms from a clean shard.
+
+``DatasetWriter`` is the seed's sample-at-a-time API on top of the same functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import tempfile
+import zipfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+FORMAT_NAME = "notewise-shards"
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1
+
+WAVEFORM_DIR = "waveforms"
+TARGET_DIR = "targets"
+META_NAME = "meta.json"
+SHARD_PREFIX = "shard_"
+
+#: The note table stored with each shard's targets: member name -> dtype, in member order.
+NOTE_DTYPES: dict[str, np.dtype] = {
+    "note_sample": np.dtype(np.int32),
+    "note_freq": np.dtype(np.float32),
+    "note_velocity": np.dtype(np.float32),
+    "note_timbre": np.dtype(np.int16),
+    "note_onset": np.dtype(np.int32),
+    "note_offset": np.dtype(np.int32),
+    "note_class": np.dtype(np.int8),
+    "note_weight": np.dtype(np.float32),
+    "note_energy_share": np.dtype(np.float32),
+}
+TARGET_KEYS = ("confs", "energies")
+CRC_KEY = "waveforms_crc32"
+
+#: Deflate level of the target members; see bench/bench_writes.py for the measurements.
+DEFAULT_COMPRESSLEVEL = 1
+#: Fixed zip member timestamp (the earliest a zip can hold) so that files are reproducible.
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+GB = 1e9  # shard_size_gb counts decimal gigabytes
+
+
+# --------------------------------------------------------------------------- names and paths
+
+
+def shard_name(index: int) -> str:
+    """``shard_00042`` for index 42 (the stem every shard file shares)."""
+    if index < 0:
+        raise ValueError(f"shard index must be >= 0, got {index}")
+    return f"{SHARD_PREFIX}{index:05d}"
+
+
+def shard_index(path: str | Path) -> int:
+    """Index of a shard file from its name (``.../shard_00042.npy`` -> 42)."""
+    stem = Path(path).name.split(".")[0]
+    if not stem.startswith(SHARD_PREFIX) or not stem[len(SHARD_PREFIX):].isdigit():
+        raise ValueError(f"{path}: not a shard file name (expected {SHARD_PREFIX}NNNNN.*)")
+    return int(stem[len(SHARD_PREFIX):])
+
+
+def waveform_path(dataset_dir: str | Path, index: int) -> Path:
+    return Path(dataset_dir) / WAVEFORM_DIR / f"{shard_name(index)}.npy"
+
+
+def targets_path(dataset_dir: str | Path, index: int) -> Path:
+    return Path(dataset_dir) / TARGET_DIR / f"{shard_name(index)}.npz"
+
+
+def legacy_shard_path(dataset_dir: str | Path, index: int) -> Path:
+    """V1 layout: one ``shard_NNNNN.npz`` per shard directly in the dataset directory."""
+    return Path(dataset_dir) / f"{shard_name(index)}.npz"
+
+
+def relative_shard_paths(index: int) -> tuple[str, str]:
+    """Waveform and targets paths of shard ``index`` relative to the dataset directory."""
+    return (f"{WAVEFORM_DIR}/{shard_name(index)}.npy", f"{TARGET_DIR}/{shard_name(index)}.npz")
+
+
+def _indices_in(directory: Path, suffix: str) -> list[int]:
+    if not directory.is_dir():
+        return []
+    names = (p.name for p in directory.iterdir() if p.name.endswith(suffix))
+    return sorted(shard_index(n) for n in names if n.startswith(SHARD_PREFIX))
+
+
+def list_shard_indices(dataset_dir: str | Path) -> list[int]:
+    """Indices of the current-format shards present (both files), ascending."""
+    dataset_dir = Path(dataset_dir)
+    waves = _indices_in(dataset_dir / WAVEFORM_DIR, ".npy")
+    targets = set(_indices_in(dataset_dir / TARGET_DIR, ".npz"))
+    missing = [i for i in waves if i not in targets]
+    if missing:
+        raise FileNotFoundError(f"{dataset_dir}: waveforms without targets for shards {missing}")
+    return waves
+
+
+def list_legacy_indices(dataset_dir: str | Path) -> list[int]:
+    """Indices of V1 ``shard_NNNNN.npz`` files directly in ``dataset_dir``, ascending."""
+    return _indices_in(Path(dataset_dir), ".npz")
+
+
+# --------------------------------------------------------------------------- shard size
+
+
+def bytes_per_sample(window: int = 4096, n_bins: int = 2048) -> int:
+    """Uncompressed bytes of one sample: float32 waveform + float16 confs and energies."""
+    return window * 4 + 2 * n_bins * 2
+
+
+def samples_per_shard(shard_size: int | None = None, shard_size_gb: float | None = None,
+                      window: int = 4096, n_bins: int = 2048) -> int:
+    """Samples per shard from a count (``shard_size``) or a size in decimal GB (``shard_size_gb``).
+
+    A size is converted with ``bytes_per_sample`` (waveform + float16 targets, uncompressed,
+    24,576 bytes at the default 4096/2048), so 1.0 GB is 40,690 samples. Exactly one must be given.
+    """
+    if (shard_size is None) == (shard_size_gb is None):
+        raise ValueError("give exactly one of shard_size and shard_size_gb")
+    if shard_size is not None:
+        if int(shard_size) < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        return int(shard_size)
+    if not shard_size_gb > 0:
+        raise ValueError(f"shard_size_gb must be > 0, got {shard_size_gb}")
+    return max(1, math.floor(shard_size_gb * GB / bytes_per_sample(window, n_bins)))
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[io.BufferedWriter]:
+    """Open a temporary file next to ``path``; on success fsync it and rename it onto ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically; returns its sha256 (hex)."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- .npy / .npz bytes
+
+
+def _c_order(array) -> np.ndarray:
+    """``array`` C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    return np.require(array, requirements="C")
+
+
+def npy_header(array: np.ndarray) -> bytes:
+    """The ``.npy`` header ``np.save`` writes for ``array`` (format 1.0)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    return header.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as ``.npy`` file bytes, identical to what ``np.save`` writes."""
+    array = _c_order(array)
+    return npy_header(array) + array.tobytes()
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def npy_from_buffer(buffer: bytes | memoryview) -> np.ndarray:
+    """Parse ``.npy`` bytes without copying the data (the result is read-only).
+
+    Raises ``ValueError`` when the header is malformed or the data is shorter or longer than the
+    header says (a truncated file), which ``np.frombuffer`` alone would not notice.
+    """
+    stream = io.BytesIO(buffer)
+    version = np.lib.format.read_magic(stream)
+    if version not in _HEADER_READERS:
+        raise ValueError(f"unsupported .npy format version {version}")
+    shape, fortran_order, dtype = _HEADER_READERS[version](stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays are not allowed in shards")
+    offset = stream.tell()
+    count = math.prod(shape)
+    expected, found = count * dtype.itemsize, len(buffer) - offset
+    if found != expected:
+        raise ValueError(f"array data is {found} bytes, header {shape} {dtype} needs {expected}"
+                         f" ({'truncated' if found < expected else 'trailing bytes'})")
+    array = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _zip_info(name: str, compresslevel: int) -> zipfile.ZipInfo:
+    """A zip member header with every field fixed (time, attributes, creator, compression)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
+    info.create_system = 3  # unix, whatever the writing platform
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_STORED if compresslevel == 0 else zipfile.ZIP_DEFLATED
+    info._compresslevel = None if compresslevel == 0 else compresslevel  # 3.11-3.13 spelling
+    return info
+
+
+def npz_bytes(members: Mapping[str, np.ndarray], compresslevel: int = DEFAULT_COMPRESSLEVEL) -> bytes:
+    """A standard ``.npz`` (zip of ``.npy`` members, in the given order), byte-reproducible.
+
+    ``compresslevel`` 0 stores the members; 1-9 deflate them at that zlib level.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", allowZip64=True) as archive:
+        for name, array in members.items():
+            with archive.open(_zip_info(f"{name}.npy", compresslevel), "w", force_zip64=True) as fh:
+                array = _c_order(array)
+                fh.write(npy_header(array))
+                fh.write(memoryview(array.reshape(-1)).cast("B"))
+    return buffer.getvalue()
+
+
+def npz_members(buffer: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]:
+    """Every member of ``.npz`` bytes (CRC-checked by ``zipfile``), keyed without ``.npy``."""
+    with zipfile.ZipFile(io.BytesIO(buffer)) as archive:
+        names = archive.namelist()
+        if len(set(names)) != len(names):
+            raise ValueError(f"{source}: duplicate zip members")
+        return {name.removesuffix(".npy"): npy_from_buffer(archive.read(name)) for name in names}
+
+
+# --------------------------------------------------------------------------- writing shards
+
+
+def to_float16(values: np.ndarray) -> np.ndarray:
+    """Targets as stored: float16, round to nearest even (already float16: unchanged)."""
+    return np.asarray(values).astype(np.float16, copy=False)
+
+
+def waveform_crc32(waveforms: np.ndarray) -> int:
+    """CRC-32 of the float32 waveform array's C-order bytes (stored in the targets ``.npz``)."""
+    waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
+    return zlib.crc32(memoryview(waveforms.reshape(-1)).cast("B"))
+
+
+def write_waveforms(path: str | Path, waveforms: np.ndarray) -> str:
+    """Write ``[N, window]`` float32 waveforms as a plain ``.npy``, atomically; returns sha256."""
+    waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
+    if waveforms.ndim != 2:
+        raise ValueError(f"waveforms must be [N, window], got shape {waveforms.shape}")
+    header, data = npy_header(waveforms), memoryview(waveforms.reshape(-1)).cast("B")
+    with atomic_file(path) as fh:
+        fh.write(header)
+        fh.write(data)
+    digest = hashlib.sha256(header)
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def note_table(notes: Mapping[str, np.ndarray] | None, n_samples: int) -> dict[str, np.ndarray]:
+    """The note table in canonical key order and dtypes; checks keys, lengths and rows."""
+    if notes is None:
+        return {}
+    missing = [k for k in NOTE_DTYPES if k not in notes]
+    extra = [k for k in notes if k not in NOTE_DTYPES]
+    if missing or extra:
+        raise ValueError(f"note table keys: missing {missing}, unexpected {extra}")
+    table = {k: np.ascontiguousarray(notes[k], dtype=dt).reshape(-1) for k, dt in NOTE_DTYPES.items()}
+    lengths = {len(v) for v in table.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"note table columns differ in length: { {k: len(v) for k, v in table.items()} }")
+    rows = table["note_sample"]
+    if len(rows) and (rows.min() < 0 or rows.max() >= n_samples):
+        raise ValueError(f"note_sample outside [0, {n_samples})")
+    return table
+
+
+def write_targets(path: str | Path, confs: np.ndarray, energies: np.ndarray,
+                  notes: Mapping[str, np.ndarray] | None = None, *, crc32: int | None = None,
+                  compresslevel: int = DEFAULT_COMPRESSLEVEL) -> str:
+    """Write a targets ``.npz`` atomically and reproducibly; returns its sha256.
+
+    ``confs`` and ``energies`` ([N, n_bins]) are stored as float16; ``notes`` is the note table
+    (``NOTE_DTYPES`` keys) or None for none; ``crc32`` is ``waveform_crc32`` of the shard's
+    waveforms (``write_shard`` passes it).
+    """
+    confs, energies = to_float16(confs), to_float16(energies)
+    if confs.ndim != 2 or confs.shape != energies.shape:
+        raise ValueError(f"confs {confs.shape} and energies {energies.shape} must be equal [N, n_bins]")
+    members = {"confs": confs, "energies": energies, **note_table(notes, len(confs))}
+    if crc32 is not None:
+        members[CRC_KEY] = np.array(crc32, dtype=np.uint32)
+    return atomic_write_bytes(path, npz_bytes(members, compresslevel))
+
+
+def write_shard(waveform_path: str | Path, targets_path: str | Path, data,
+                compresslevel: int = DEFAULT_COMPRESSLEVEL) -> dict:
+    """Write one shard from a ``ShardData`` (waveforms, confs, energies, notes; notes may be None).
+
+    Returns ``{'samples', 'waveforms_sha256', 'targets_sha256'}``.
+    """
+    waveforms = np.ascontiguousarray(data.waveforms, dtype=np.float32)
+    if len(waveforms) != len(data.confs):
+        raise ValueError(f"{len(waveforms)} waveforms but {len(data.confs)} target rows")
+    targets_sha = write_targets(targets_path, data.confs, data.energies, data.notes,
+                                crc32=waveform_crc32(waveforms), compresslevel=compresslevel)
+    waveforms_sha = write_waveforms(waveform_path, waveforms)
+    return {"samples": len(waveforms), "waveforms_sha256": waveforms_sha,
+            "targets_sha256": targets_sha}
+
+
+# --------------------------------------------------------------------------- reading shards
+
+
+def read_waveforms(path: str | Path, mmap: bool = True) -> np.ndarray:
+    """The ``[N, window]`` float32 waveforms; memory-mapped read-only unless ``mmap=False``."""
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def read_targets(path: str | Path) -> dict[str, np.ndarray]:
+    """Every member of a targets ``.npz`` (confs/energies float16, note table, CRC), read-only."""
+    return npz_members(Path(path).read_bytes(), str(path))
+
+
+def npy_shape(path: str | Path) -> tuple[int, ...]:
+    """Shape stored in a ``.npy`` header (reads the header only)."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        return _HEADER_READERS[version](fh)[0]
+
+
+# --------------------------------------------------------------------------- DatasetWriter
+
+
+class _ShardBuffer:
+    """Samples waiting to be written as one shard."""
+
+    def __init__(self):
+        self.waveforms, self.confs, self.energies, self.notes = [], [], [], []
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+    def add(self, waveform, confs, energies, notes) -> None:
+        self.waveforms.append(np.asarray(waveform, dtype=np.float32).reshape(-1))
+        self.confs.append(to_float16(np.asarray(confs).reshape(-1)))
+        self.energies.append(to_float16(np.asarray(energies).reshape(-1)))
+        self.notes.append(notes)
+
+    def note_table(self) -> dict[str, np.ndarray] | None:
+        if self.notes[0] is None:
+            return None
+        columns = {k: [] for k in NOTE_DTYPES}
+        for row, notes in enumerate(self.notes):
+            count = len(np.atleast_1d(notes.get("note_freq", [])))
+            for key, dtype in NOTE_DTYPES.items():
+                values = np.full(count, row) if key == "note_sample" else notes.get(key, [])
+                columns[key].append(np.asarray(values, dtype=dtype).reshape(-1))
+        return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+class DatasetWriter:
+    """Write a dataset sample by sample (the seed's API), in current-format shards.
+
+    ::
+
+        with DatasetWriter("out", shard_size_gb=1.0) as writer:
+            for bin_idx in range(2048):
+                s = generate_single_note(bin_idx=bin_idx)
+                writer.add_sample(waveform=s["waveform"], confs=s["confs"], energies=s["energies"])
+
+    Samples are buffered and written a full shard at a time. Leaving the ``with`` block normally
+    writes the last partial shard and ``meta.json`` (``finalize``); leaving it through an exception
+    writes neither. ``notes`` (a dict of note-table columns without ``note_sample``) is either given
+    with every sample (``{}`` for a silent one) or with none, in which case the shards have no note
+    table and ``meta.json`` says so.
+    """
+
+    def __init__(self, path: str | Path, shard_size: int | None = None,
+                 shard_size_gb: float | None = None, *,
+                 compresslevel: int = DEFAULT_COMPRESSLEVEL):
+        if shard_size is None and shard_size_gb is None:
+            shard_size_gb = 1.0
+        self.path = Path(path)
+        self._size_args = (shard_size, shard_size_gb)
+        self.shard_size: int | None = None  # known once the first sample gives window and n_bins
+        self.compresslevel = compresslevel
+        self.shards: list[dict] = []
+        self._buffer = _ShardBuffer()
+        self._with_notes: bool | None = None
+        self._shape: tuple[int, int] | None = None
+        self.finalized = False
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self.finalized:
+            self.finalize()
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s["samples"] for s in self.shards) + len(self._buffer)
+
+    def add_sample(self, waveform, confs, energies, notes: Mapping | None = None) -> None:
+        if self.finalized:
+            raise RuntimeError(f"{self.path}: add_sample after finalize")
+        self._check_sample(np.shape(waveform), np.shape(confs), np.shape(energies), notes)
+        self._buffer.add(waveform, confs, energies, notes)
+        if len(self._buffer) >= self.shard_size:
+            self._flush()
+
+    def _check_sample(self, wave_shape, conf_shape, energy_shape, notes) -> None:
+        shape = (math.prod(wave_shape), math.prod(conf_shape))
+        if math.prod(energy_shape) != shape[1]:
+            raise ValueError(f"confs has {shape[1]} values but energies {math.prod(energy_shape)}")
+        if self._shape is None:
+            self._shape, self._with_notes = shape, notes is not None
+            self.shard_size = samples_per_shard(*self._size_args, window=shape[0], n_bins=shape[1])
+        elif shape != self._shape:
+            raise ValueError(f"sample of window/n_bins {shape}, earlier samples {self._shape}")
+        if (notes is not None) != self._with_notes:
+            raise ValueError("give notes with every sample or with none ({} for a silent window)")
+
+    def _flush(self) -> None:
+        if not len(self._buffer):
+            return
+        index = len(self.shards)
+        buffer, self._buffer = self._buffer, _ShardBuffer()
+        data = _Arrays(np.stack(buffer.waveforms), np.stack(buffer.confs),
+                       np.stack(buffer.energies), buffer.note_table())
+        written = write_shard(waveform_path(self.path, index), targets_path(self.path, index), data,
+                              compresslevel=self.compresslevel)
+        self.shards.append({"index": index, **written})
+
+    def finalize(self, meta: Mapping | None = None) -> dict:
+        """Write the last partial shard and ``meta.json`` (user ``meta`` keys at its top level)."""
+        from notewise.data.meta import writer_meta, write_meta
+
+        self._flush()
+        window, n_bins = self._shape or (None, None)
+        result = writer_meta(self.shards, dict(meta or {}), window=window, n_bins=n_bins,
+                             note_table=bool(self._with_notes))
+        write_meta(self.path / META_NAME, result)
+        self.finalized = True
+        return result
+
+
+class _Arrays:
+    """Minimal ``ShardData`` stand-in for ``write_shard`` (duck-typed: the same four fields)."""
+
+    __slots__ = ("waveforms", "confs", "energies", "notes")
+
+    def __init__(self, waveforms, confs, energies, notes):
+        self.waveforms, self.confs, self.energies, self.notes = waveforms, confs, energies, notes

@@ -1,0 +1,411 @@
+"""``notewise midi-*`` subcommands. ``register(subparsers)`` adds them; handlers import lazily.
+
+=======================  ===================================================================
+``midi-export-corpus``   music21's Bach scores -> ``OUT/{train,val}/<name>.mid``
+``midi-vocab``           the tokenizer settings + vocabulary as JSON
+``midi-tokenize``        one MIDI file -> its JSON token cache (or the reason it is unreadable)
+``midi-train``           train the LM (the seed's CLI), resuming from CKPT_PATH if it holds one
+``midi-evaluate``        validation loss / perplexity / tokens per note of a checkpoint -> JSON
+``midi-plot``            metrics.json -> the loss / perplexity figure
+``midi-pianoroll``       a MIDI file -> a piano-roll figure (the generated sample in the report)
+``midi-generate``        sample a ``.mid`` file from a checkpoint
+=======================  ===================================================================
+
+``midi-train`` notes: ``-m`` defaults to 16 tokens (the seed's "2^32" would drop every sequence);
+sequences are cut to ``min(-e, --context + 1)`` tokens, since the model sees at most
+``--context`` inputs. CKPT_PATH receives ``model.pth``, ``optimizer.pth``, ``metrics.json``,
+``state.pth`` (the harness), plus ``vocab.json``, ``model_config.json``, ``run.json`` (the
+settings that must match to resume), ``data_summary.json`` and ``metrics.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_MAX_LENGTH = 2**17
+DEFAULT_MAX_BATCH = 8 * 1536**2
+# midi-train options that must match to resume a checkpoint (epochs may grow, device may change)
+RESUME_KEYS = ("min_sequence_length", "max_sequence_length", "max_batch_size", "learning_rate",
+               "weight_decay", "d_model", "layers", "heads", "context", "dropout",
+               "warmup_steps", "schedule", "amp", "seed", "vocab")
+
+
+def register(subparsers) -> None:
+    for add in (_add_export, _add_vocab, _add_tokenize, _add_train, _add_evaluate, _add_plot,
+                _add_pianoroll, _add_generate):
+        add(subparsers)
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _add_tokenizer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vocab", type=Path, help="vocabulary JSON (midi-vocab); default: built-in")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("midi-export-corpus", help="export music21's Bach scores as MIDI")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--limit", type=int, help="only the first N scores (by name)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--val-percent", type=int, default=20)
+    p.set_defaults(func=cmd_export_corpus)
+
+
+def _add_vocab(sub) -> None:
+    p = sub.add_parser("midi-vocab", help="write the tokenizer settings and vocabulary")
+    p.add_argument("out", type=Path)
+    p.add_argument("--steps-per-beat", type=int, default=4)
+    p.add_argument("--max-duration-beats", type=int, default=16)
+    p.add_argument("--velocity-bins", type=int, default=16)
+    p.add_argument("--tempo-bins", type=int, default=32)
+    p.add_argument("--drums", choices=("drop", "keep"), default="drop")
+    p.add_argument("--no-sustain", action="store_true", help="ignore the sustain pedal")
+    p.set_defaults(func=cmd_vocab)
+
+
+def _add_tokenize(sub) -> None:
+    p = sub.add_parser("midi-tokenize", help="MIDI file -> JSON token cache")
+    p.add_argument("midi", type=Path)
+    p.add_argument("out", type=Path)
+    _add_tokenizer_options(p)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed to parse")
+    p.add_argument("--max-bytes", type=int, default=16 * 2**20)
+    p.set_defaults(func=cmd_tokenize)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("midi-train", help="train the MIDI language model")
+    p.add_argument("num_epochs", type=int)
+    p.add_argument("ckpt_path", type=Path)
+    p.add_argument("-t", "--train-dataset", nargs="+", required=True, type=Path,
+                   help="MIDI/JSON files or directories")
+    p.add_argument("-v", "--val-dataset", nargs="+", type=Path)
+    p.add_argument("-m", "--min-sequence-length", type=int, default=16)
+    p.add_argument("-e", "--max-sequence-length", type=int, default=DEFAULT_MAX_LENGTH)
+    p.add_argument("-b", "--max-batch-size", type=int, default=DEFAULT_MAX_BATCH,
+                   help="budget: sum(len**2) per batch")
+    p.add_argument("-l", "--learning-rate", type=float, default=0.01)
+    p.add_argument("-w", "--weight-decay", type=float, default=0.01)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--context", type=int, default=512)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--warmup-steps", type=int, default=50)
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: auto)")
+    p.add_argument("--workers", type=int, help="MIDI parser processes (default: cores, <= 8)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--restart-on-change", action="store_true",
+                   help="start over when CKPT_PATH was trained with other settings or data")
+    _add_tokenizer_options(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("midi-evaluate", help="validation metrics of a trained checkpoint")
+    p.add_argument("ckpt_path", type=Path)
+    p.add_argument("-v", "--val-dataset", nargs="+", required=True, type=Path)
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("-b", "--max-batch-size", type=int, default=DEFAULT_MAX_BATCH)
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("midi-plot", help="metrics.json -> loss/perplexity figure")
+    p.add_argument("metrics", type=Path)
+    p.add_argument("out", type=Path)
+    p.set_defaults(func=cmd_plot)
+
+
+def _add_pianoroll(sub) -> None:
+    p = sub.add_parser("midi-pianoroll", help="MIDI file -> piano-roll figure")
+    p.add_argument("midi", type=Path)
+    p.add_argument("out", type=Path)
+    _add_tokenizer_options(p)
+    p.set_defaults(func=cmd_pianoroll)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("midi-generate", help="sample a MIDI file from a trained model")
+    p.add_argument("ckpt_path", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--prompt", type=Path, help="a MIDI file to continue")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-gap-bars", type=int, default=2,
+                   help="longest silence (in empty bars) kept from the sampled Skip tokens")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_generate)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_vocab(path: Path | None):
+    from .vocab import Vocabulary
+
+    return Vocabulary.load(path) if path else Vocabulary()
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _data_digest(paths: list[Path] | None) -> str:
+    """Identifies the input files (name, size, mtime) for the resume check."""
+    from .cache import find_inputs
+
+    h = hashlib.sha256()
+    for path in find_inputs(paths or []):
+        st = path.stat()
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _run_record(args) -> dict:
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k in RESUME_KEYS}
+    record["train_data"] = _data_digest(args.train_dataset)
+    record["val_data"] = _data_digest(args.val_dataset)
+    return record
+
+
+def _check_resume(ckpt: Path, record: dict, restart: bool) -> None:
+    """Refuse (or with ``restart`` clear) a checkpoint made with other settings."""
+    run_file = ckpt / "run.json"
+    if not run_file.exists():
+        return
+    old = json.loads(run_file.read_text())
+    changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+    if not changed:
+        return
+    if not restart:
+        sys.exit(f"{ckpt} was trained with other settings ({', '.join(changed)}): "
+                 "delete it, use another CKPT_PATH, or pass --restart-on-change")
+    print(f"settings changed ({', '.join(changed)}): starting {ckpt} over", file=sys.stderr)
+    for name in ("model.pth", "optimizer.pth", "state.pth", "metrics.json", "run.json",
+                 "metrics.png"):
+        (ckpt / name).unlink(missing_ok=True)
+
+
+def _load_trained(ckpt: Path, device: str | None):
+    """(model on device, vocab) from a midi-train checkpoint directory."""
+    import torch
+
+    from ..training import load_model_state
+    from .model import LMConfig, MidiLM
+
+    vocab = _load_vocab(ckpt / "vocab.json")
+    cfg = LMConfig(**json.loads((ckpt / "model_config.json").read_text()))
+    model = MidiLM(cfg)
+    model.load_state_dict(load_model_state(ckpt))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return model.to(dev).eval(), vocab
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def cmd_export_corpus(args) -> None:
+    from .corpus import export_bach
+
+    summary = export_bach(args.out_dir, limit=args.limit, workers=args.workers,
+                          val_percent=args.val_percent)
+    print(json.dumps(summary, indent=1))
+    if summary["exported"] == 0:
+        sys.exit("no score could be exported")
+
+
+def cmd_vocab(args) -> None:
+    from .vocab import TokenizerConfig, Vocabulary
+
+    cfg = TokenizerConfig(steps_per_beat=args.steps_per_beat,
+                          max_duration_beats=args.max_duration_beats,
+                          velocity_bins=args.velocity_bins, tempo_bins=args.tempo_bins,
+                          drums=args.drums, sustain=not args.no_sustain)
+    vocab = Vocabulary(cfg)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    vocab.save(args.out)
+    print(f"{len(vocab)} tokens, digest {vocab.digest} -> {args.out}")
+
+
+def cmd_tokenize(args) -> None:
+    from .cache import save_cache, tokenize_raw
+    from .reading import MidiReader
+    from .smf import MidiFileError
+    from .tokenizer import Tokenizer
+
+    vocab = _load_vocab(args.vocab)
+    try:
+        with MidiReader(timeout=args.timeout, max_bytes=args.max_bytes,
+                        sustain=vocab.config.sustain) as reader:
+            result = tokenize_raw(reader.read(args.midi), Tokenizer(vocab))
+        print(f"{args.midi}: {sum(result.notes)} notes, "
+              f"{sum(map(len, result.sequences))} tokens")
+    except MidiFileError as err:
+        result = err
+        print(f"{args.midi}: unreadable, recorded as skipped: {err}", file=sys.stderr)
+    save_cache(result, vocab, args.out, source=args.midi.name)
+
+
+def cmd_train(args) -> None:
+    import torch
+
+    from ..training import TrainSettings, fit
+    from .dataset import MidiDataset
+    from .model import LMConfig, MidiLM
+    from .plots import plot_history
+    from .training import LMTask
+
+    vocab = _load_vocab(args.vocab)
+    ckpt: Path = args.ckpt_path
+    record = _run_record(args)
+    if _is_main_process():
+        _check_resume(ckpt, record, args.restart_on_change)
+    max_len = min(args.max_sequence_length, args.context + 1)
+
+    def load(paths):
+        return MidiDataset(paths, args.min_sequence_length, max_len, vocab,
+                           workers=args.workers) if paths else None
+
+    train, val = load(args.train_dataset), load(args.val_dataset)
+    if len(train) == 0:
+        sys.exit(f"no training sequences: {json.dumps(train.summary['skipped'])[:2000]}")
+    cfg = LMConfig(len(vocab), args.d_model, args.layers, args.heads, args.context, args.dropout)
+    torch.manual_seed(args.seed)
+    model = MidiLM(cfg)
+    if _is_main_process():
+        ckpt.mkdir(parents=True, exist_ok=True)
+        vocab.save(ckpt / "vocab.json")
+        _write_json(ckpt / "model_config.json", cfg.to_json())
+        _write_json(ckpt / "run.json", record)
+        summary = _data_summary(train, val)
+        _write_json(ckpt / "data_summary.json", summary)
+        print(json.dumps(_brief(summary), indent=1))
+    settings = TrainSettings(epochs=args.num_epochs, lr=args.learning_rate,
+                             weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+                             schedule=args.schedule, amp=args.amp, seed=args.seed,
+                             progress=not args.no_progress, device=args.device)
+    history = fit(model, LMTask(train, val, args.max_batch_size, args.seed), ckpt, settings,
+                  on_epoch_end=lambda h: plot_history(h, ckpt / "metrics.png"))
+    if _is_main_process() and history:
+        print(json.dumps(history[-1], indent=1))
+
+
+def _data_summary(train, val) -> dict:
+    return {name: dict(ds.summary, tokens_per_note=round(ds.tokens_per_note, 4))
+            for name, ds in (("train", train), ("val", val)) if ds is not None}
+
+
+def _brief(summary: dict) -> dict:
+    """The data summary with per-file dicts replaced by their sizes (for the console)."""
+    return {name: {k: len(v) if isinstance(v, dict) else v for k, v in part.items()}
+            for name, part in summary.items()}
+
+
+def cmd_evaluate(args) -> None:
+    import math
+
+    import torch
+
+    from .dataset import MidiDataset
+    from .model import lm_loss
+    from .training import LMTask
+
+    model, vocab = _load_trained(args.ckpt_path, args.device)
+    val = MidiDataset(args.val_dataset, 2, model.cfg.context + 1, vocab)
+    task = LMTask(val, val, args.max_batch_size)
+    device = next(model.parameters()).device
+    loss_sum, count = 0.0, 0
+    with torch.no_grad():
+        for batch in task.val_batches(0, 0, 1) or []:
+            loss, n = lm_loss(model, batch.to(device))
+            loss_sum, count = loss_sum + float(loss) * n, count + n
+    loss = loss_sum / max(count, 1)
+    result = {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0)),
+              "val_tokens": count, "tokens_per_note": val.tokens_per_note,
+              "val_files": val.summary["files"], "val_files_read": val.summary["files_read"],
+              "val_notes": val.summary["notes"], "skipped": val.summary["skipped"]}
+    metrics_file = args.ckpt_path / "metrics.json"
+    if metrics_file.exists():
+        result["epochs"] = len(json.loads(metrics_file.read_text()))
+    _write_json(args.out, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=1))
+
+
+def cmd_plot(args) -> None:
+    from .plots import plot_history
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot_history(json.loads(args.metrics.read_text()), args.out)
+
+
+def cmd_pianoroll(args) -> None:
+    from .plots import plot_pianoroll
+    from .reading import MidiReader
+    from .score import quantize
+
+    vocab = _load_vocab(args.vocab)
+    with MidiReader() as reader:
+        raws = reader.read(args.midi)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot_pianoroll(quantize(raws[0], vocab.config), vocab.config.steps_per_beat, args.out,
+                   title=args.midi.name)
+
+
+def cmd_generate(args) -> None:
+    from .cache import tokenize_midi
+    from .generate import generate
+    from .score import write_midi
+    from .tokenizer import Tokenizer
+    from .vocab import EOS
+
+    model, vocab = _load_trained(args.ckpt_path, args.device)
+    tokenizer = Tokenizer(vocab)
+    prompt: list[int] = []
+    if args.prompt:
+        prompt = [t for t in tokenize_midi(args.prompt, tokenizer).sequences[0] if t != EOS]
+        prompt = prompt[-(model.cfg.context - 1):]
+    ids = generate(model, prompt, args.tokens, temperature=args.temperature, top_p=args.top_p,
+                   seed=args.seed)
+    score = tokenizer.decode(ids, max_gap_bars=args.max_gap_bars)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_midi(score, vocab.config.steps_per_beat, args.out)
+    print(f"{len(ids) - len(prompt)} tokens sampled, {len(score.notes)} notes -> {args.out}")
+    if not score.notes:
+        print("warning: the sample holds no notes", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Stand-alone entry (``python -m notewise.midi.commands ...``), same as ``notewise``."""
+    import logging
+
+    parser = argparse.ArgumentParser(prog="notewise")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The default corpus (music21's Bach scores, offline) and the deterministic train/val split.
+
+music21 ships about 410 Bach scores (chorales, mostly four-part) as MusicXML/Humdrum inside the
+package. :func:`export_bach` writes each as ``<out>/<split>/<name>.mid``; the split is a stable
+hash of the name (:func:`split_of`), so it does not depend on file order, count or machine.
+Importing this module does not import music21 (the Snakefile uses :func:`split_of`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+SCORE_SUFFIXES = (".mxl", ".xml", ".krn")  # preference order when a name has several
+
+
+def split_of(name: str, val_percent: int = 20) -> str:
+    """``"val"`` for about ``val_percent`` % of names, ``"train"`` otherwise, stable forever."""
+    bucket = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % 100
+    return "val" if bucket < val_percent else "train"
+
+
+def bach_sources() -> dict[str, Path]:
+    """name -> score file in music21's corpus (analyses and duplicates left out)."""
+    from music21 import corpus
+
+    sources: dict[str, Path] = {}
+    for path in sorted(corpus.getComposer("bach"),
+                       key=lambda p: (p.stem, SCORE_SUFFIXES.index(p.suffix)
+                                      if p.suffix in SCORE_SUFFIXES else 99)):
+        if path.suffix in SCORE_SUFFIXES and path.stem not in sources:
+            sources[path.stem] = Path(path)
+    return sources
+
+
+def _export_one(args: tuple[str, str]) -> str | None:
+    """Write one score as MIDI (atomically); the error message, or None."""
+    source, target = args
+    from music21 import converter
+
+    tmp = Path(target).with_suffix(".tmp.mid")
+    try:
+        converter.parse(source).write("midi", fp=str(tmp))
+        os.replace(tmp, target)
+        return None
+    except Exception as err:  # music21 raises many kinds; one bad score must not stop the rest
+        tmp.unlink(missing_ok=True)
+        return f"{type(err).__name__}: {err}"
+
+
+def export_bach(out_dir: str | os.PathLike, *, limit: int | None = None, workers: int = 1,
+                val_percent: int = 20) -> dict:
+    """Export the corpus to ``out_dir/{train,val}/<name>.mid``; returns a summary dict."""
+    out_dir = Path(out_dir)
+    for split in SPLITS:
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+    sources = list(bach_sources().items())[:limit]
+    jobs = [(str(src), str(out_dir / split_of(name, val_percent) / f"{name}.mid"))
+            for name, src in sources]
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        errors = list(pool.map(_export_one, jobs, chunksize=4))
+    failed = {}
+    for (src, _), error in zip(jobs, errors):
+        if error:
+            log.warning("could not export %s: %s", src, error)
+            failed[src] = error
+    counts = {split: len(list((out_dir / split).glob("*.mid"))) for split in SPLITS}
+    return {"sources": len(jobs), "exported": len(jobs) - len(failed), "failed": failed, **counts}

@@ -1,0 +1,118 @@
+"""``notewise`` subcommands of the pitch model: train-pitch, evaluate-pitch, plot-pitch, predict.
+
+Handlers import torch (through the pitch modules) inside themselves, so ``notewise --help`` and
+the data-generation commands start without it. The workflow passes the ``pitch_model`` settings
+as one JSON object (``--spec``, inline or ``@file``), built by
+:func:`notewise.pitch.settings.pitch_settings`; ``--config config.yaml`` does the same from a
+workflow config file for use by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("notewise.pitch")
+
+DEFAULT_CHECKPOINT = "results/models/pitch/model.pth"
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    from notewise.pitch.settings import pitch_settings
+
+    if args.spec:
+        text = Path(args.spec[1:]).read_text() if args.spec.startswith("@") else args.spec
+        return pitch_settings(json.loads(text))
+    import yaml
+
+    with open(args.config) as fh:
+        return pitch_settings(yaml.safe_load(fh))
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--spec", help="settings JSON ({'audio','bins','pitch_model'}), or @file")
+    group.add_argument("--config", default="config.yaml",
+                       help="workflow config file to read the settings from (default: %(default)s)")
+
+
+def train_pitch(args: argparse.Namespace) -> None:
+    from notewise.pitch.train import train_pitch as train
+
+    settings = _settings(args)
+    if args.epochs is not None:
+        settings["train"]["epochs"] = args.epochs
+    history = train(settings, args.train, args.val, args.output, progress=not args.no_progress)
+    if history:
+        log.info("trained %d epochs; last: %s", len(history), history[-1])
+
+
+def evaluate_pitch(args: argparse.Namespace) -> None:
+    from notewise.pitch.evaluate import evaluate_pitch as evaluate
+
+    summary = evaluate(_settings(args), args.checkpoint, args.single_note, args.polyphonic,
+                       args.output)
+    log.info("evaluation: %s", json.dumps({k: summary[k] for k in ("single_note", "polyphonic")
+                                           if k in summary}))
+
+
+def plot_pitch(args: argparse.Namespace) -> None:
+    from notewise.pitch.plots import plot_pitch as plot
+
+    for path in plot(_settings(args), args.metrics, args.eval_dir, args.checkpoint,
+                     args.examples, args.output):
+        log.info("wrote %s", path)
+
+
+def predict(args: argparse.Namespace) -> None:
+    from notewise.pitch.predict import predict_file
+
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    out = args.output if args.output and args.output != "-" else sys.stdout
+    table = predict_file(args.audio, args.checkpoint, out, hop=args.hop,
+                         threshold=args.threshold, batch_size=args.batch_size, device=args.device)
+    log.info("%d notes; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
+             time.process_time() - cpu_start)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train-pitch", help="train the pitch model (resumes a checkpoint)")
+    _add_settings(p)
+    p.add_argument("--train", required=True, help="training dataset directory")
+    p.add_argument("--val", help="validation dataset directory")
+    p.add_argument("-o", "--output", default="results/models/pitch",
+                   help="model directory (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help="override pitch_model.train.epochs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=train_pitch)
+
+    p = subparsers.add_parser("evaluate-pitch", help="evaluate a pitch model checkpoint")
+    _add_settings(p)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--single-note", help="single-note dataset directory (the sanity set)")
+    p.add_argument("--polyphonic", help="polyphonic dataset directory (the test set)")
+    p.add_argument("-o", "--output", default="results/eval/pitch")
+    p.set_defaults(func=evaluate_pitch)
+
+    p = subparsers.add_parser("plot-pitch", help="draw the pitch model's figures")
+    _add_settings(p)
+    p.add_argument("--metrics", default="results/models/pitch/metrics.json")
+    p.add_argument("--eval-dir", default="results/eval/pitch")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--examples", required=True, help="dataset to draw example windows from")
+    p.add_argument("-o", "--output", default="results/plots/pitch")
+    p.set_defaults(func=plot_pitch)
+
+    p = subparsers.add_parser("predict", help="notes of a WAV file as CSV (time,f0_hz,...)")
+    p.add_argument("audio", help="WAV file (any sample rate and channel count)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--hop", type=int, default=441, help="samples at 44.1 kHz between windows")
+    p.add_argument("--threshold", type=float, default=0.5, help="confidence threshold")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    p.set_defaults(func=predict)

@@ -1,0 +1,120 @@
+"""MIDI LM training end to end: loss falls, kill + resume, 2-process DDP, generation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import pytest
+import torch
+
+from midi_helpers import chorales
+from notewise.midi import MidiDataset
+from notewise.midi.commands import main as cli
+from notewise.midi.model import LMConfig, MidiLM
+from notewise.midi.training import LMTask
+from notewise.training import TrainSettings, deterministic_metrics, fit, read_metrics
+
+pytestmark = pytest.mark.timeout(180)
+
+TINY_MODEL = ["--d-model", "32", "--layers", "1", "--heads", "2", "--context", "64",
+              "--warmup-steps", "5", "-b", str(4 * 65**2), "-l", "0.003", "--no-progress"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def token_dir(tmp_path_factory) -> Path:
+    """JSON token caches of six real chorales (through the midi-tokenize command)."""
+    out = tmp_path_factory.mktemp("tokens")
+    for path in chorales(tmp_path_factory, 6):
+        cli(["midi-tokenize", str(path), str(out / f"{path.name}.json")])
+    return out
+
+
+def train_command(ckpt: Path, token_dir: Path, epochs: int) -> list[str]:
+    files = sorted(map(str, token_dir.glob("*.json")))
+    return ["midi-train", str(epochs), str(ckpt), "-t", *files[:4], "-v", *files[4:], *TINY_MODEL]
+
+
+def run_cli(args: list[str], torchrun: int = 0) -> subprocess.Popen:
+    launcher = [sys.executable]
+    if torchrun:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
+    return subprocess.Popen(launcher + ["-m", "notewise.midi.commands", *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=150)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_loss_falls_on_a_tiny_corpus(token_dir):
+    train = MidiDataset(token_dir, min_sequence_length=16, max_sequence_length=65)
+    torch.manual_seed(0)
+    model = MidiLM(LMConfig(len(train.vocab), d_model=32, n_layers=1, n_heads=2, context=64))
+    history = fit(model, LMTask(train, train, 4 * 65**2), token_dir.parent / "ckpt-loss",
+                  TrainSettings(epochs=3, lr=3e-3, warmup_steps=5, progress=False))
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.5
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    for record in history:
+        assert record["val_perplexity"] == pytest.approx(math.exp(record["val_loss"]))
+        assert record["train_tokens_per_s"] > 0
+
+
+def test_kill_and_resume_gives_the_same_metrics(token_dir, tmp_path):
+    finish(run_cli(train_command(tmp_path / "straight", token_dir, 3)))
+    proc = run_cli(train_command(tmp_path / "killed", token_dir, 3))
+    while not (tmp_path / "killed" / "metrics.json").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before_kill = len(read_metrics(tmp_path / "killed"))
+    assert 1 <= done_before_kill < 3
+    finish(run_cli(train_command(tmp_path / "killed", token_dir, 3)))
+    straight, resumed = (read_metrics(tmp_path / d) for d in ("straight", "killed"))
+    assert len(resumed) == 3
+    assert deterministic_metrics(resumed) == deterministic_metrics(straight)
+    assert (tmp_path / "killed" / "metrics.png").stat().st_size > 10_000
+
+
+def test_changed_settings_refuse_to_resume(token_dir, tmp_path):
+    finish(run_cli(train_command(tmp_path / "ckpt", token_dir, 1)))
+    proc = run_cli(train_command(tmp_path / "ckpt", token_dir, 2) + ["--seed", "5"])
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "trained with other settings (seed)" in out
+
+
+def test_two_process_ddp_checkpoint_generates_in_a_single_process(token_dir, tmp_path):
+    ckpt = tmp_path / "ddp"
+    finish(run_cli(train_command(ckpt, token_dir, 2), torchrun=2))
+    history = read_metrics(ckpt)
+    assert [r["epoch"] for r in history] == [0, 1]
+    assert torch.load(ckpt / "state.pth", weights_only=True)["world_size"] == 2
+    out = tmp_path / "sample.mid"
+    cli(["midi-generate", str(ckpt), str(out), "--tokens", "200", "--seed", "3"])
+    midi = mido.MidiFile(out)
+    assert sum(msg.type == "note_on" and msg.velocity > 0 for msg in midi) > 5
+
+
+def test_generate_with_a_prompt(token_dir, tmp_path_factory, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    cli(train_command(ckpt, token_dir, 1))
+    prompt = chorales(tmp_path_factory, 1)[0]
+    out = tmp_path / "continued.mid"
+    cli(["midi-generate", str(ckpt), str(out), "--tokens", "64", "--prompt", str(prompt),
+         "--temperature", "0.9", "--top-p", "0.9"])
+    assert "notes ->" in capsys.readouterr().out
+    notes = [m for m in mido.MidiFile(out) if m.type == "note_on" and m.velocity > 0]
+    prompt_notes = [m for m in mido.MidiFile(prompt) if m.type == "note_on" and m.velocity > 0]
+    assert len(notes) > 20 and len(notes) <= len(prompt_notes) + 64
+    summary = json.loads((ckpt / "data_summary.json").read_text())
+    assert summary["train"]["files_read"] == 4 and 2.0 < summary["train"]["tokens_per_note"] < 3.0
