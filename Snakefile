@@ -21,10 +21,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/timbres.smk"
 include: "rules/datasets.smk"
+include: "rules/pitch.smk"
+include: "rules/midi.smk"
 
 
 rule all:
     input:
         rules.datasets.input,
         rules.timbre_plot.output,
+        rules.pitch_model.input,
+        rules.midi_lm.input,
     default_target: True
