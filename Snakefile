@@ -2,6 +2,7 @@
 #
 #   snakemake -j2 all                 the default demo, end to end
 #   snakemake -j2 sanity_shards       single-note sanity set
+#   snakemake -j2 pitch_matrix        models on random / music-driven / mixed data x eval sets
 #   snakemake -j 32 train_shards      random-polyphony training set (--configfile configs/full.yaml: 1M)
 #   snakemake --report report.html    the report
 #
@@ -23,6 +24,7 @@ include: "rules/timbres.smk"
 include: "rules/datasets.smk"
 include: "rules/pitch.smk"
 include: "rules/midi.smk"
+include: "rules/music.smk"
 
 
 rule all:
@@ -31,4 +33,5 @@ rule all:
         rules.timbre_plot.output,
         rules.pitch_model.input,
         rules.midi_lm.input,
+        rules.pitch_matrix.input,  # about 3 CPU-minutes of tiny models (config: music_matrix)
     default_target: True

@@ -1,11 +1,20 @@
-"""Generation speed: windows per CPU-second of the Numba path against the NumPy reference.
+"""Generation speed: windows per CPU-second of the Numba path against the NumPy reference,
+and of the end-to-end shard job (synthesis + labels + writes), all measured in one run.
 
-Both implement the same algorithm (bench/numpy_reference.py) and are timed side by side in one
-run, single-threaded (NUMBA_NUM_THREADS=1; CPU time from time.process_time), on the default
+Both paths implement the same algorithm (bench/numpy_reference.py) and are timed side by side,
+single-threaded (NUMBA_NUM_THREADS=1; CPU time from time.process_time), on the default
 random-polyphony settings and on the single-note (sanity) settings. Each figure is the best of
-``--repeats`` runs (the machine is shared: the best run is the one least disturbed).
+``--repeats`` runs (the machine is shared: the best run is the one least disturbed). Rows:
 
-    .venv/bin/python bench/bench_generation.py [--repeats 5] [--json results.json]
+* ``Numba``          ``generate_range`` (sampler, synthesis, labels, note table) in process
+* ``Numba + write``  the same plus ``write_shard`` (float16, CRC, deflate, fsync, rename)
+* ``shard job``      ``notewise generate-shard`` as a rule runs it, one ``--shard-size`` shard:
+                     process start, imports, Numba cache load, synthesis, labels, writes
+                     (CPU time of the child process)
+* ``NumPy``          the plain NumPy reference
+
+    .venv/bin/python bench/bench_generation.py [--quick] [--repeats 3] [--windows 256]
+                     [--shard-size 4096] [--json results.json]
 """
 from __future__ import annotations
 
@@ -16,7 +25,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -25,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy_reference  # noqa: E402
 
 from notewise.data.generate import generate_range  # noqa: E402
+from notewise.data.shards import write_shard  # noqa: E402
 from notewise.data.timbres import build_timbre_library  # noqa: E402
 
 DEFAULT_POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
@@ -43,46 +56,95 @@ def make_spec(kind: str) -> dict:
     return spec
 
 
+PROTOTYPE = {"numpy": 260, "numba": 25_600}  # windows/CPU-s, the issue's figures
+TARGET_RATIO = 100  # end to end, writes included, against the NumPy reference
+
+
 def cpu_seconds(function, *args) -> float:
     start = time.process_time()
     function(*args)
     return time.process_time() - start
 
 
-def measure(kind: str, timbres, repeats: int, windows: int) -> dict:
-    """Best-of-``repeats`` windows per CPU-second of both paths on the same ``windows`` samples,
-    run by run interleaved (per-window cost varies a lot with polyphony: equal samples matter)."""
-    spec = make_spec(kind)
+def best_cpu(function, repeats: int, *args) -> float:
+    return min(cpu_seconds(function, *args) for _ in range(repeats))
+
+
+def generate_and_write(spec, windows, timbres, directory: Path) -> None:
+    data = generate_range(spec, 0, windows, timbres)
+    write_shard(directory / "waveforms.npy", directory / "targets.npz", data)
+
+
+def shard_job_cpu(spec, shard_size: int, library: Path, directory: Path) -> float:
+    """CPU seconds of one ``notewise generate-shard`` child process (start to exit)."""
+    job = {**spec, "start": 0, "count": shard_size}
+    command = [sys.executable, "-m", "notewise.cli", "generate-shard", "--spec", json.dumps(job),
+               "--timbres", str(library), "--waveforms", str(directory / "job.npy"),
+               "--targets", str(directory / "job.npz")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(command, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(kind: str, timbres, args, directory: Path) -> dict:
+    """Windows per CPU-second of each path on the same samples 0..windows-1 (per-window cost
+    varies a lot with polyphony: equal samples matter)."""
+    spec, windows = make_spec(kind), args.windows
     generate_range(spec, 0, 16, timbres)  # load or compile the Numba code outside the timing
     numpy_reference.generate_range(spec, 0, 2, timbres)
-    best_numba = best_numpy = float("inf")
-    for _ in range(repeats):
-        best_numba = min(best_numba, cpu_seconds(generate_range, spec, 0, windows, timbres))
-        best_numpy = min(best_numpy, cpu_seconds(numpy_reference.generate_range, spec, 0,
-                                                 windows, timbres))
-    numba_rate, numpy_rate = windows / best_numba, windows / best_numpy
-    return {"kind": kind, "numba_windows_per_cpu_s": numba_rate,
-            "numpy_windows_per_cpu_s": numpy_rate, "ratio": numba_rate / numpy_rate,
-            "windows": windows, "repeats": repeats}
+    numba = best_cpu(generate_range, args.repeats, spec, 0, windows, timbres)
+    written = best_cpu(generate_and_write, args.repeats, spec, windows, timbres, directory)
+    job = min(shard_job_cpu(spec, args.shard_size, directory / "timbres.npz", directory)
+              for _ in range(max(1, args.repeats // 2)))
+    numpy = best_cpu(numpy_reference.generate_range, args.repeats, spec, 0, windows, timbres)
+    rates = {"numba": windows / numba, "numba_write": windows / written,
+             "shard_job": args.shard_size / job, "numpy": windows / numpy}
+    return {"kind": kind, "windows": windows, "shard_size": args.shard_size,
+            "repeats": args.repeats, "windows_per_cpu_s": rates,
+            "ratio_to_numpy": {k: v / rates["numpy"] for k, v in rates.items()}}
+
+
+def report(results: list[dict], args) -> None:
+    print(f"{'settings':<18} {'path':<32} {'win/CPU-s':>10} {'vs NumPy':>9} {'prototype':>10}")
+    labels = {"numba": ("Numba synth + labels", PROTOTYPE["numba"]),
+              "numba_write": ("Numba + write_shard", None),
+              "shard_job": (f"shard job, {args.shard_size} windows", None),
+              "numpy": ("NumPy reference", PROTOTYPE["numpy"])}
+    for row in results:
+        for key, (label, prototype) in labels.items():
+            rate, ratio = row["windows_per_cpu_s"][key], row["ratio_to_numpy"][key]
+            proto = f"{prototype:,}" if prototype and row["kind"] == "random_polyphony" else "-"
+            print(f"{row['kind']:<18} {label:<32} {rate:>10,.0f} {ratio:>8.1f}x {proto:>10}")
+    polyphony = results[0]["ratio_to_numpy"]
+    verdict = "met" if min(polyphony["numba_write"], polyphony["shard_job"]) >= TARGET_RATIO else "NOT met"
+    print(f"target: end to end (writes included) >= {TARGET_RATIO}x NumPy on random_polyphony:"
+          f" {verdict} (Numba + write {polyphony['numba_write']:.0f}x,"
+          f" shard job {polyphony['shard_job']:.0f}x)")
+    print(f"({args.windows} windows in process, best of {args.repeats}; single thread;"
+          f" NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']};"
+          f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--windows", type=int, default=512,
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--windows", type=int, default=256,
                         help="samples 0..N-1 of each setting, generated by both paths")
+    parser.add_argument("--shard-size", type=int, default=4096,
+                        help="windows of the shard job (the default config's train shards)")
+    parser.add_argument("--quick", action="store_true", help="32 windows, 1 repeat, 512-window job")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.windows, args.repeats, args.shard_size = 32, 1, 512
     timbres = build_timbre_library(count=100, max_partials=48, seed=7)
-    results = []
-    for kind in ("random_polyphony", "single_note"):
-        results.append(measure(kind, timbres, args.repeats, args.windows))
-    print(f"{'settings':<18} {'Numba win/CPU-s':>16} {'NumPy win/CPU-s':>16} {'ratio':>8}")
-    for row in results:
-        print(f"{row['kind']:<18} {row['numba_windows_per_cpu_s']:>16,.0f} "
-              f"{row['numpy_windows_per_cpu_s']:>16,.0f} {row['ratio']:>7.1f}x")
-    print(f"({args.windows} windows, best of {args.repeats}; single thread; NUMBA_NUM_THREADS="
-          f"{os.environ['NUMBA_NUM_THREADS']}; load average {os.getloadavg()[0]:.2f})")
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        timbres.save(directory / "timbres.npz")
+        results = [measure(kind, timbres, args, directory)
+                   for kind in ("random_polyphony", "single_note")]
+    report(results, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -17,15 +17,20 @@ import time
 from pathlib import Path
 
 from notewise.midi.cache import find_inputs, load_cache, save_cache, tokenize_raw
+from notewise.midi.dataset import MidiDataset
 from notewise.midi.reading import MidiReader, parse_file
 from notewise.midi.tokenizer import Tokenizer
 from notewise.midi.vocab import Vocabulary
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - start
+def timed(fn, *args, repeat: int = 1):
+    """(result, best wall time of ``repeat`` runs)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return result, best
 
 
 def _count(raws, tokenizer: Tokenizer, totals: dict) -> None:
@@ -53,12 +58,17 @@ def ours_isolated(files: list[Path], tokenizer: Tokenizer) -> dict:
     return totals
 
 
-def miditok_remi(files: list[Path], use_programs: bool) -> dict:
-    """MidiTok REMI on symusic scores (default config; one stream per track unless programs)."""
-    import symusic
+def remi_tokenizer(use_programs: bool):
+    """MidiTok REMI, default config (one stream per track unless ``use_programs``)."""
     from miditok import REMI, TokenizerConfig
 
-    tokenizer = REMI(TokenizerConfig(use_programs=use_programs))
+    return REMI(TokenizerConfig(use_programs=use_programs))
+
+
+def miditok_remi(files: list[Path], tokenizer) -> dict:
+    """MidiTok REMI on symusic scores (file -> symusic.Score -> tokens)."""
+    import symusic
+
     notes = tokens = 0
     for path in files:
         score = symusic.Score(str(path))
@@ -75,12 +85,15 @@ def cache_vs_parse(files: list[Path], tokenizer: Tokenizer, cache_dir: Path) -> 
         cache = cache_dir / f"{path.name}.json"
         save_cache(tokenize_raw(parse_file(path), tokenizer), tokenizer.vocab, cache, path.name)
         caches.append(cache)
-    _, load_s = timed(lambda: [load_cache(c, tokenizer.vocab) for c in caches])
-    _, json_s = timed(lambda: [json.loads(c.read_bytes()) for c in caches])
-    _, parse_s = timed(lambda: [parse_file(p) for p in files])
-    _, full_s = timed(ours, files, tokenizer)
+    _, load_s = timed(lambda: [load_cache(c, tokenizer.vocab) for c in caches], repeat=3)
+    _, json_s = timed(lambda: [json.loads(c.read_bytes()) for c in caches], repeat=3)
+    _, parse_s = timed(lambda: [parse_file(p) for p in files], repeat=3)
+    _, full_s = timed(ours, files, tokenizer, repeat=3)
+    _, ds_json_s = timed(lambda: MidiDataset(caches, 16, 257, workers=1), repeat=3)
+    _, ds_midi_s = timed(lambda: MidiDataset(files, 16, 257, workers=1), repeat=1)
     return {"json_load_validated_s": load_s, "json_loads_only_s": json_s,
             "midi_parse_s": parse_s, "midi_to_tokens_s": full_s,
+            "dataset_from_json_s": ds_json_s, "dataset_from_midi_s": ds_midi_s,
             "cache_bytes": sum(c.stat().st_size for c in caches),
             "midi_bytes": sum(p.stat().st_size for p in files)}
 
@@ -89,7 +102,6 @@ def training_throughput(files: list[Path], steps: int) -> dict:
     """Tokens/s of the default DAG model (d128, 2 layers, context 256) on this corpus."""
     import torch
 
-    from notewise.midi.dataset import MidiDataset
     from notewise.midi.model import LMConfig, MidiLM, lm_loss
     from notewise.midi.training import LMTask
 
@@ -97,10 +109,10 @@ def training_throughput(files: list[Path], steps: int) -> dict:
     torch.manual_seed(0)
     model = MidiLM(LMConfig(len(data.vocab), 128, 2, 4, 256))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    batches = iter(LMTask(data, None, 16 * 257**2).train_batches(0, 0, 1))
+    batches = list(LMTask(data, None, 16 * 257**2).train_batches(0, 0, 1))
     tokens, elapsed = 0, 0.0
     for i in range(steps + 1):
-        batch = next(batches)
+        batch = batches[i % len(batches)]
         start = time.perf_counter()
         loss, count = lm_loss(model, batch)
         loss.backward()
@@ -111,6 +123,18 @@ def training_throughput(files: list[Path], steps: int) -> dict:
             tokens += count
     return {"steps": steps, "tokens": tokens, "tokens_per_s": tokens / elapsed,
             "threads": torch.get_num_threads()}
+
+
+def candidates(tokenizer: Tokenizer) -> list[tuple]:
+    """(name, function, extra args) of each tokenisation pipeline; MidiTok only if installed."""
+    out = [("notewise (mido, in process)", ours, (tokenizer,)),
+           ("notewise (guarded worker)", ours_isolated, (tokenizer,))]
+    try:
+        out += [("MidiTok REMI (symusic), per track", miditok_remi, (remi_tokenizer(False),)),
+                ("MidiTok REMI (symusic), programs", miditok_remi, (remi_tokenizer(True),))]
+    except ImportError:
+        print("MidiTok not installed (pip install -e '.[bench]'): its rows are left out")
+    return out
 
 
 def rate(result: dict, seconds: float, n_files: int) -> str:
@@ -136,14 +160,9 @@ def main() -> None:
             args.corpus = tmp / "corpus"
         files = [f for f in find_inputs(args.corpus) if f.suffix == ".mid"][: args.limit]
         tokenizer = Tokenizer(Vocabulary())
-        ours(files[:5], tokenizer)  # warm imports
         print(f"corpus: {args.corpus} ({len(files)} MIDI files)")
-        for name, fn, extra in (
-            ("notewise (mido, in process)", ours, (tokenizer,)),
-            ("notewise (guarded worker)", ours_isolated, (tokenizer,)),
-            ("MidiTok REMI (symusic), per track", miditok_remi, (False,)),
-            ("MidiTok REMI (symusic), programs", miditok_remi, (True,)),
-        ):
+        for name, fn, extra in candidates(tokenizer):
+            fn(files[:5], *extra)  # warm-up: imports, vocabulary building
             result, seconds = timed(fn, files, *extra)
             print(f"  {name:36s} {rate(result, seconds, len(files))}  ({seconds:.2f} s)")
         cache_dir = tmp / "cache"
@@ -154,6 +173,9 @@ def main() -> None:
               f"{c['midi_parse_s']:.3f} s, MIDI->tokens {c['midi_to_tokens_s']:.3f} s: "
               f"{c['midi_to_tokens_s'] / c['json_load_validated_s']:.1f}x faster; "
               f"{c['cache_bytes'] / 2**20:.1f} MiB JSON vs {c['midi_bytes'] / 2**20:.1f} MiB MIDI")
+        print(f"MidiDataset: from JSON caches {c['dataset_from_json_s']:.3f} s, from MIDI "
+              f"{c['dataset_from_midi_s']:.2f} s (guarded worker): "
+              f"{c['dataset_from_midi_s'] / c['dataset_from_json_s']:.0f}x faster")
         t = training_throughput(files, args.train_steps)
         print(f"training (d128 L2 ctx256, budget 16*257^2, {t['threads']} threads): "
               f"{t['tokens_per_s']:.0f} tokens/s over {t['steps']} steps ({t['tokens']} tokens)")

@@ -34,3 +34,49 @@ def shard_spec(wildcards):
 
 def dataset_spec(wildcards):
     return canonical_json(generation_spec(config, wildcards.dataset))
+
+
+# Cluster resources (the `compute:` config section, notewise.compute; docs/cluster.md).
+# Shard jobs are sized by their sample count and form the group "shards", so that
+# `--group-components shards=N` packs N shards into one cluster job. Cheap bookkeeping rules
+# (seconds, little memory) run inside the main snakemake process, never as cluster jobs.
+
+from notewise import compute as _compute
+
+COMPUTE = _compute.compute_settings(config)
+PARTITION = {"slurm_partition": COMPUTE["partition"]} if COMPUTE["partition"] else {}
+
+
+def _shard_resource(name):
+    def resource(wildcards):
+        count = _compute.shard_count(config, wildcards.dataset, int(wildcards.shard))
+        return _compute.shard_resources(COMPUTE, count)[name]
+
+    return resource
+
+
+shard_mem_mb = _shard_resource("mem_mb")
+shard_runtime = _shard_resource("runtime")
+
+
+def rule_resources(rule):
+    """``mem_mb``, ``runtime`` (and the partition) of ``rule``: use as ``resources: **...``."""
+    return {**_compute.rule_resources(COMPUTE, rule), **PARTITION}
+
+
+def training_resources(rule, device, nproc):
+    """As rule_resources, plus one GPU per process when the training device is CUDA."""
+    return _compute.training_resources(COMPUTE, rule, device, nproc)
+
+
+localrules:
+    timbre_library,
+    validate_dataset,
+    dataset_meta,
+    datasets,
+    all,
+    pitch_model,
+    midi_lm,
+
+
+torchrun_launcher = _compute.torchrun_launcher

@@ -7,16 +7,24 @@
 rule generate_shard:
     input:
         timbres=TIMBRES,
+        notes=lambda wc: music_notes_input(wc.dataset),  # midi_render only (rules/music.smk)
     output:
         waveforms=DATASET_DIR + "/waveforms/shard_{shard}.npy",
         targets=DATASET_DIR + "/targets/shard_{shard}.npz",
     params:
         spec=shard_spec,
         code=GENERATOR_HASH,
+        music_code=lambda wc: music_code_hash(wc.dataset),
     log:
         "results/logs/generate_shard/{dataset}/{shard}.log",
     benchmark:
         "results/benchmarks/generate_shard/{dataset}/{shard}.tsv"
+    group:
+        "shards"
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=shard_runtime,
+        **PARTITION,
     conda:
         "../envs/notewise.yaml"
     shell:
@@ -36,6 +44,12 @@ rule validate_shard:
         "results/logs/validate_shard/{dataset}/{shard}.log",
     benchmark:
         "results/benchmarks/validate_shard/{dataset}/{shard}.tsv"
+    group:
+        "shards"
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=shard_runtime,
+        **PARTITION,
     conda:
         "../envs/notewise.yaml"
     shell:

@@ -103,6 +103,8 @@ rule midi_tokenize:
         "results/logs/midi_tokenize/{midi_split}/{name}.log",
     benchmark:
         "results/benchmarks/midi_tokenize/{midi_split}/{name}.tsv"
+    group:
+        "midi_tokens"
     conda:
         "../envs/notewise.yaml"
     shell:
@@ -140,7 +142,10 @@ rule midi_train:
         model_dir=MIDI_MODEL,
         epochs=MIDI["train"]["epochs"],
         options=midi_train_options(),
+        launcher=torchrun_launcher(MIDI["train"]["nproc"], 2),
     threads: 2
+    resources:
+        **training_resources("midi_train", MIDI["train"]["device"], MIDI["train"]["nproc"]),
     log:
         "results/logs/midi_train/all.log",
     benchmark:
@@ -148,7 +153,7 @@ rule midi_train:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise midi-train {params.epochs} {params.ckpt} -t {input.train:q} -v {input.val:q}"
+        "{params.launcher} midi-train {params.epochs} {params.ckpt} -t {input.train:q} -v {input.val:q}"
         " --vocab {input.vocab} {params.options} --workers {threads} --no-progress"
         " --restart-on-change > {log} 2>&1"
         " && for f in model.pth metrics.json model_config.json vocab.json data_summary.json"

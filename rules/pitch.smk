@@ -54,6 +54,8 @@ rule train_pitch:
         launcher=pitch_launcher(PITCH["train"]["nproc"], PITCH["train"]["threads"]),
         val=f"--val {PITCH_VAL_DIR}" if PITCH_VAL_DIR else "",
     threads: PITCH["train"]["threads"]
+    resources:
+        **training_resources("train_pitch", PITCH["train"]["device"], PITCH["train"]["nproc"]),
     log:
         "results/logs/train_pitch/all.log",
     benchmark:
@@ -90,6 +92,8 @@ rule evaluate_pitch:
     params:
         spec=pitch_spec("decode", "evaluate"),
     threads: 2
+    resources:
+        **training_resources("evaluate_pitch", PITCH["evaluate"]["device"], 1),
     log:
         "results/logs/evaluate_pitch/all.log",
     benchmark:

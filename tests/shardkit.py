@@ -131,3 +131,43 @@ def make_legacy_fixture(directory, sizes, window=WINDOW, n_bins=N_BINS, seed=0):
                  confs=data.confs, energies=data.energies)
         shards.append(data)
     return shards
+
+
+def build_with_cli(results, config, dataset):
+    """Build ``dataset`` of ``config`` under ``results/`` through the ``notewise`` subcommands
+    the rules run (build-timbres, generate-shard, validate-shard, validate-dataset,
+    assemble-meta), in process; returns the dataset directory."""
+    from notewise.cli import main
+    from notewise.config import canonical_json, check_config, generation_spec, shard_plan
+    from notewise.data.codehash import generator_code_hash
+    from notewise.data.shards import relative_shard_paths
+
+    full = check_config(config)
+    timbres = results / "timbres" / "timbres.npz"
+    timbres.parent.mkdir(parents=True, exist_ok=True)
+    t = full["timbres"]
+    _run(main, ["build-timbres", "--count", str(t["count"]), "--max-partials",
+                str(t["max_partials"]), "--seed", str(t["seed"]), "-o", str(timbres)])
+    root = results / "datasets" / dataset
+    spec = generation_spec(full, dataset)
+    reports = []
+    for index, (start, count) in enumerate(shard_plan(full, dataset)):
+        wave, target = (str(root / p) for p in relative_shard_paths(index))
+        report = str(root / "validation" / f"{shard_name(index)}.json")
+        _run(main, ["generate-shard", "--spec", canonical_json({**spec, "start": start, "count": count}),
+                    "--timbres", str(timbres), "--waveforms", wave, "--targets", target])
+        _run(main, ["validate-shard", "--spec", canonical_json(spec), "--waveforms", wave,
+                    "--targets", target, "-o", report])
+        reports.append(report)
+    _run(main, ["validate-dataset", "--spec", canonical_json(spec), "--reports", *reports,
+                "-o", str(root / "validation.json")])
+    _run(main, ["assemble-meta", "--spec", canonical_json(spec), "--validation",
+                str(root / "validation.json"), "--code-hash", generator_code_hash(),
+                "-o", str(root / "meta.json")])
+    return root
+
+
+def _run(main, argv):
+    code = main(argv)
+    if code:
+        raise AssertionError(f"notewise {' '.join(argv[:1])} exited {code}")

@@ -20,7 +20,7 @@ from notewise.training import (
     read_metrics,
 )
 from notewise.training import checkpoint
-from notewise.training.harness import lr_factor
+from notewise.training.harness import choose_precision, lr_factor
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -152,6 +152,24 @@ def test_committed_staging_is_rolled_forward(tmp_path):
     checkpoint.recover(tmp_path)
     assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes() == b"new"
     assert not staging.exists()
+
+
+@pytest.mark.parametrize("bf16_supported, dtype, scaler", [(True, torch.bfloat16, False),
+                                                           (False, torch.float16, True)])
+def test_amp_auto_picks_bf16_or_fp16_with_a_scaler_on_cuda(monkeypatch, bf16_supported, dtype,
+                                                           scaler):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
+    chosen = choose_precision("auto", torch.device("cuda", 0))
+    assert (chosen.dtype, chosen.use_scaler) == (dtype, scaler)
+    assert choose_precision("off", torch.device("cuda", 0)).dtype is None
+
+
+def test_amp_auto_is_off_on_cpu_and_fp16_needs_cuda():
+    cpu = torch.device("cpu")
+    assert choose_precision("auto", cpu).dtype is None
+    assert choose_precision("bf16", cpu).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 autocast needs a CUDA device"):
+        choose_precision("fp16", cpu)
 
 
 def test_checkpoint_has_no_module_prefix_and_loads_into_plain_model(tmp_path):

@@ -12,7 +12,7 @@ from midi_helpers import (cc, chorales, many_notes_file, off, on, scale_track, s
                           time_signature, track, vlq)
 from notewise.midi.cache import load_cache
 from notewise.midi.notes import RawNote
-from notewise.midi.reading import MidiReader, parse_bytes
+from notewise.midi.reading import MidiReader, TimedNote, parse_bytes, read_notes
 from notewise.midi.smf import MidiFileError
 from notewise.midi.vocab import Vocabulary
 
@@ -32,7 +32,7 @@ def test_velocity_zero_note_on_is_a_note_off_and_channels_tracks_merge():
                       (240, off(64, channel=3))]),
                track([(120, on(67)), (480, off(67))]))
     assert notes_of(data) == [RawNote(0, 480, 60, 100, 0, False),
-                              RawNote(120, 600, 67, 100, 0, False),
+                              RawNote(120, 600, 67, 100, 0, False, track=1),
                               RawNote(480, 720, 64, 90, 0, False)]
 
 
@@ -61,6 +61,27 @@ def test_tempo_and_time_signature_changes_are_collected():
     (raw,) = parse_bytes(data)
     assert raw.tempos == [(0, 500_000), (1440, 400_000)]
     assert raw.time_signatures == [(0, 3, 4), (1440, 6, 8)]
+
+
+def test_read_notes_gives_seconds_under_tempo_changes_with_tracks(tmp_path):
+    # 120 bpm for two beats, then 60 bpm: beat 2 is at 1 s, beat 3 at 2 s
+    conductor = track([(0, tempo(500_000)), (960, tempo(1_000_000))])
+    melody = track([(0, bytes([0xC0, 19])), (480, on(60, 70)), (960, off(60)),
+                    (0, on(36, 50, channel=9)), (240, off(36, channel=9))])
+    path = tmp_path / "tempo.mid"
+    path.write_bytes(smf(conductor, melody))
+    assert read_notes(path) == [TimedNote(0.5, 2.0, 60, 70, 19, 1, False),
+                                TimedNote(2.0, 2.5, 36, 50, 0, 1, True)]
+    assert [n.pitch for n in read_notes(path, drums=False)] == [60]
+    smpte = tmp_path / "smpte.mid"  # 25 fps x 40 = 1000 ticks per second, tempo ignored
+    smpte.write_bytes(smf(melody, division=((256 - 25) << 8) | 40))
+    assert read_notes(smpte, drums=False)[0][:2] == (0.48, 1.44)
+
+
+def test_read_notes_raises_the_reason(tmp_path):
+    (tmp_path / "empty.mid").write_bytes(b"")
+    with pytest.raises(MidiFileError, match=r"^empty file \(0 bytes\)$"):
+        read_notes(tmp_path / "empty.mid")
 
 
 def test_events_after_end_of_track_are_ignored():
@@ -218,3 +239,53 @@ def test_corrupt_json_cache(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(MidiFileError, match=expected[name]):
             load_cache(tmp_path / name, vocab)
+
+
+# --------------------------------------------------------------------------- through MidiDataset
+
+
+def bad_corpus(good: bytes) -> dict[str, tuple[bytes, str | None]]:
+    """file name -> (bytes, expected skip reason, or None when the file must be read)."""
+    meta = vlq(0) + b"\xff\x01" + vlq(2**27) + b"abc"
+    past_end = good[:18] + (10_000).to_bytes(4, "big") + good[22:]
+    return {
+        "empty.mid": (b"", "empty file (0 bytes)"),
+        "random.mid": (random.Random(1).randbytes(3000), "not a MIDI file"),
+        "wrong_header.mid": (b"MThx" + good[4:], "not a MIDI file: header is"),
+        "truncated.mid": (good[:len(good) // 2], "truncated file?"),
+        "past_end.mid": (past_end, "declares 10000 bytes"),
+        "huge_meta.mid": (smf(b"MTrk" + len(meta).to_bytes(4, "big") + meta),
+                          "corrupt track data"),
+        "zero_tracks.mid": (smf(ntracks=0), "no tracks"),
+        "format2.mid": (smf(scale_track(20), scale_track(20, first=50), fmt=2), None),
+        "smpte.mid": (smf(scale_track(20), division=((256 - 25) << 8) | 40), None),
+        "unreleased.mid": (smf(track([(0, on(60))] + [(240, on(62 + i % 5)) for i in range(20)])),
+                           None),
+        "json.mid": (b'{"sequences": [[1, 2, 3]]}', "looks like JSON"),
+        "text.mid": (b"just some text\n", "looks like text"),
+        "corrupt_cache.json": (b'{"format": "notewise-midi-tokens", "seq', "invalid JSON"),
+        "good.mid": (good, None),
+    }
+
+
+def test_dataset_skips_each_bad_input_with_a_logged_reason(tmp_path, caplog):
+    good = smf(scale_track(40))
+    corpus = bad_corpus(good)
+    for name, (data, _) in corpus.items():
+        (tmp_path / name).write_bytes(data)
+    from notewise.midi import MidiDataset
+
+    start = time.monotonic()
+    with caplog.at_level("WARNING", logger="notewise.midi.dataset"):
+        ds = MidiDataset(tmp_path, min_sequence_length=2, workers=2, timeout=20)
+    assert time.monotonic() - start < 30
+    expected_skips = {str(tmp_path / n): why for n, (_, why) in corpus.items() if why}
+    assert set(ds.summary["skipped"]) == set(expected_skips)
+    for path, why in expected_skips.items():
+        assert why in ds.summary["skipped"][path]
+        assert any(path in r.getMessage() and why in r.getMessage() for r in caplog.records)
+    read = len(corpus) - len(expected_skips)
+    assert ds.summary["files"] == len(corpus) and ds.summary["files_read"] == read
+    assert ds.summary["sequences"] == read + 1  # format 2: one sequence per track
+    unreleased = ds.summary["warnings"][str(tmp_path / "unreleased.mid")]
+    assert any("never released" in w for w in unreleased)

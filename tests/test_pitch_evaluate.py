@@ -55,6 +55,25 @@ def test_perfect_predictor_scores_one_everywhere():
     assert by_poly["windows"].sum() == 60
     recall = dict(zip(by_class["note_class"], by_class["recall"]))
     assert recall[2] == recall[4] == 1.0 and recall[1] == recall[3] == 0.0
+    precision = dict(zip(by_class["note_class"], by_class["precision"]))
+    assert precision[2] == precision[4] == 1.0  # other classes' hits are not false alarms
+
+
+def test_by_class_scores_count_only_that_class_and_unmatched_estimates():
+    ref = reference()
+    keep = ref.note_class != 3  # every note but class 3, plus one false note per class-3 window
+    false_windows = np.unique(ref.window[ref.note_class == 3])
+    window = np.r_[ref.window[keep], false_windows]
+    freq = np.r_[ref.freq[keep], np.full(len(false_windows), 4999.0)]
+    share = np.r_[ref.energy_share[keep], np.zeros(len(false_windows))]
+    _, _, by_class = polyphonic_report(ref, window, freq, share, 60)
+    row = by_class.set_index("note_class")
+    assert (row.loc[[1, 2, 4], "recall"] == 1.0).all()
+    # an unmatched estimate is a false alarm for every class present in its window
+    assert (row.loc[[1, 2, 4], "precision"] < 1.0).all()
+    assert row.loc[3, "recall"] == 0.0 and row.loc[3, "precision"] == 0.0
+    assert row.loc[3, "est_notes"] == len(false_windows)
+    assert row.loc[3, "ref_notes"] == (ref.note_class == 3).sum()
 
 
 @pytest.mark.parametrize("shift, expected", [(30.0, 1.0), (-49.0, 1.0), (51.0, 0.0),

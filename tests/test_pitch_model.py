@@ -31,7 +31,7 @@ def test_output_shapes_and_default_size():
     model = PitchModel(SMALL).eval()
     conf, energy = model(torch.randn(3, 1, 4096))
     assert conf.shape == energy.shape == (3, 2048)
-    assert 10_000 < count_parameters(PitchModel()) < 100_000  # small by design
+    assert 2_000 < count_parameters(PitchModel()) < 100_000  # small by design
 
 
 def test_front_end_peaks_at_the_tone_and_at_its_harmonic_channels():
@@ -79,3 +79,9 @@ def test_config_round_trip():
     assert PitchModelConfig.from_dict(json.loads(json.dumps(SMALL.to_dict()))) == SMALL
     with pytest.raises(TypeError):
         PitchModelConfig(width="8", bogus=1)  # unknown keys are an error when passed directly
+
+
+def test_library_defaults_are_the_workflow_defaults():
+    from notewise.pitch.settings import model_config, pitch_settings
+
+    assert model_config(pitch_settings({})) == PitchModelConfig()

@@ -11,7 +11,8 @@ import importlib
 import logging
 import sys
 
-DOMAINS = ("notewise.data.commands", "notewise.pitch.commands", "notewise.midi.commands")
+DOMAINS = ("notewise.data.commands", "notewise.pitch.commands", "notewise.midi.commands",
+           "notewise.data.music_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,6 +84,11 @@ def check_config(config: dict) -> dict:
             _require(ds["timbre"] < timbres["count"], f"{key}.timbre",
                      f"timbre id {ds['timbre']} does not exist (timbres.count = {timbres['count']})")
             continue
+        if ds["kind"] == "midi_render":
+            from notewise.data.music import check_music_settings
+
+            check_music_settings(ds, key, timbres["count"])
+            continue
         for pair in ("freq_range", "velocity_range", "onset_range"):
             _check_pair(ds[pair], f"{key}.{pair}")
         low, high = ds["freq_range"]

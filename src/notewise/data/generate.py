@@ -4,6 +4,8 @@
 dataset that the generation spec describes (``docs/architecture.md``). Every draw of sample ``i``
 comes from the counter RNG keyed by ``(spec["seed"], spec["dataset"])`` at index ``i``, so the
 rows are the same whatever range they are generated in (a shard, an on-the-fly batch, one row).
+``generate_samples(spec, indices, timbres)`` takes any index array (what the on-the-fly dataset,
+``notewise.data.onthefly``, uses for shuffled batches).
 
 The whole per-window path runs in one Numba call over the range (``_generate_windows``): draw the
 notes, render and mix them, limit the peak, label them and write the target rows and the note
@@ -26,9 +28,10 @@ from .sampler import sample_random_polyphony, sample_single_note
 from .synth import new_scratch, render_window
 from .timbres import TimbreLibrary, build_timbre_library
 
+#: Dataset kinds. Adding one: a code here, a params builder in ``KIND_BUILDERS`` (bottom of the
+#: kind section) and a branch in ``_draw_notes``; nothing else dispatches on the kind.
 KIND_RANDOM_POLYPHONY = 0
 KIND_SINGLE_NOTE = 1
-KINDS = {"random_polyphony": KIND_RANDOM_POLYPHONY, "single_note": KIND_SINGLE_NOTE}
 
 NOTE_TABLE_DTYPES = {
     "note_sample": np.int32,
@@ -104,25 +107,30 @@ def _append_note_table(table, at, row, notes, count):
 
 
 @njit(cache=True)
-def _generate_windows(kind, key, start, polyphony_params, single_params, fixed_phase,
+def _draw_notes(kind, key, sample, polyphony_params, single_params, adsr, window, sample_rate,
+                f_min, f_max, n_bins, notes):
+    """The notes of ``sample`` into ``notes`` by the dataset kind's sampler; returns the count."""
+    if kind == KIND_RANDOM_POLYPHONY:
+        return sample_random_polyphony(key, sample, polyphony_params, window, notes.freqs,
+                                       notes.velocities, notes.timbre_ids, notes.onsets,
+                                       notes.offsets, notes.phase_keys)
+    return sample_single_note(key, sample, single_params, adsr, window, sample_rate, f_min, f_max,
+                              n_bins, notes.freqs, notes.velocities, notes.timbre_ids,
+                              notes.onsets, notes.offsets, notes.phase_keys)
+
+
+@njit(cache=True)
+def _generate_windows(kind, key, samples, polyphony_params, single_params, fixed_phase,
                       amplitudes, stretches, adsr, sample_rate, f_min, f_max, sigma,
                       waveforms, confs, energies, notes, table):
-    """Fill rows ``0..N-1`` (samples ``start..start+N-1``); returns the note-table length."""
+    """Fill row ``r`` with sample ``samples[r]``; returns the note-table length."""
     window = waveforms.shape[1]
     n_bins = confs.shape[1]
     scratch = new_scratch(window, amplitudes.shape[1])
     table_length = 0
     for row in range(waveforms.shape[0]):
-        sample = start + row
-        if kind == KIND_RANDOM_POLYPHONY:
-            count = sample_random_polyphony(key, sample, polyphony_params, window, notes.freqs,
-                                            notes.velocities, notes.timbre_ids, notes.onsets,
-                                            notes.offsets, notes.phase_keys)
-        else:
-            count = sample_single_note(key, sample, single_params, adsr, window, sample_rate,
-                                       f_min, f_max, n_bins, notes.freqs, notes.velocities,
-                                       notes.timbre_ids, notes.onsets, notes.offsets,
-                                       notes.phase_keys)
+        count = _draw_notes(kind, key, samples[row], polyphony_params, single_params, adsr,
+                            window, sample_rate, f_min, f_max, n_bins, notes)
         render_window(waveforms[row], count, notes.freqs, notes.velocities, notes.timbre_ids,
                       notes.onsets, notes.offsets, notes.phase_keys, fixed_phase, amplitudes,
                       stretches, adsr, sample_rate, scratch)
@@ -134,7 +142,23 @@ def _generate_windows(kind, key, start, polyphony_params, single_params, fixed_p
     return table_length
 
 
-def _polyphony_params(settings: dict, n_timbres: int):
+class KindParams(NamedTuple):
+    """What ``_generate_windows`` needs of a kind: its code, its sampler's params (the other
+    kinds' slots hold dummies of the right types) and the most notes one window can have."""
+
+    code: int
+    polyphony: tuple
+    single: tuple
+    max_notes: int
+
+
+_DUMMY_POLYPHONY = (np.ones(1, np.int64), 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0),
+                    np.int64(0), np.zeros(1, np.int64))
+_DUMMY_SINGLE = (np.int64(1), 0.0, np.int64(0))
+
+
+def _random_polyphony_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
+    settings = spec["settings"]
     polyphony = np.asarray(settings["polyphony"], dtype=np.int64)
     f_lo, f_hi = (float(f) for f in settings["freq_range"])
     v_lo, v_hi = (float(v) for v in settings["velocity_range"])
@@ -152,20 +176,34 @@ def _polyphony_params(settings: dict, n_timbres: int):
         raise ValueError(f"settings.timbres must be ids in [0, {n_timbres}), got {timbre_ids}")
     params = (polyphony, np.log(f_lo), np.log(f_hi), v_lo, v_hi, np.int64(onset_lo),
               np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids)
-    return params, int(polyphony.max())
+    return KindParams(KIND_RANDOM_POLYPHONY, params, _DUMMY_SINGLE, int(polyphony.max()))
 
 
-def _single_params(settings: dict, n_timbres: int):
+def _single_note_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
+    settings = spec["settings"]
     timbre = int(settings.get("timbre", 0))
     if not 0 <= timbre < n_timbres:
         raise ValueError(f"settings.timbre must be an id in [0, {n_timbres}), got {timbre}")
-    return (np.int64(settings["samples_per_bin"]), float(settings.get("velocity", 0.8)),
-            np.int64(timbre))
+    samples_per_bin = int(settings["samples_per_bin"])
+    total = int(spec["bins"]["n_bins"]) * samples_per_bin
+    if end > total:
+        raise ValueError(f"single_note has {total} samples (n_bins x samples_per_bin);"
+                         f" asked for sample {end - 1}")
+    params = (np.int64(samples_per_bin), float(settings.get("velocity", 0.8)), np.int64(timbre))
+    return KindParams(KIND_SINGLE_NOTE, _DUMMY_POLYPHONY, params, 1)
 
 
-_DUMMY_POLYPHONY = (np.ones(1, np.int64), 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0),
-                    np.int64(0), np.zeros(1, np.int64))
-_DUMMY_SINGLE = (np.int64(1), 0.0, np.int64(0))
+#: Dataset kind name -> ``builder(spec, n_timbres, end) -> KindParams`` (``end``: one past the
+#: highest sample index asked for, for kinds with a fixed size).
+KIND_BUILDERS = {"random_polyphony": _random_polyphony_kind, "single_note": _single_note_kind}
+
+
+def kind_params(spec: dict, n_timbres: int, end: int) -> KindParams:
+    kind = spec["settings"]["kind"]
+    builder = KIND_BUILDERS.get(kind)
+    if builder is None:
+        raise ValueError(f"unknown dataset kind {kind!r}; known: {sorted(KIND_BUILDERS)}")
+    return builder(spec, n_timbres, end)
 
 
 def generate_range(spec: dict, start: int, count: int, timbres: TimbreLibrary,
@@ -181,30 +219,35 @@ def generate_range(spec: dict, start: int, count: int, timbres: TimbreLibrary,
     """
     if start < 0 or count < 0:
         raise ValueError(f"start and count must be >= 0, got {start}, {count}")
-    settings = spec["settings"]
-    kind = KINDS.get(settings["kind"])
-    if kind is None:
-        raise ValueError(f"unknown dataset kind {settings['kind']!r}; known: {sorted(KINDS)}")
-    window = int(spec["audio"]["window"])
-    bins = spec["bins"]
-    n_bins = int(bins["n_bins"])
-    if kind == KIND_RANDOM_POLYPHONY:
-        polyphony_params, max_notes = _polyphony_params(settings, len(timbres))
-        single_params = _DUMMY_SINGLE
-    else:
-        single_params, max_notes = _single_params(settings, len(timbres)), 1
-        polyphony_params = _DUMMY_POLYPHONY
-        if start + count > n_bins * int(single_params[0]):
-            raise ValueError(f"single_note has {n_bins * int(single_params[0])} samples "
-                             f"(n_bins x samples_per_bin); asked for up to {start + count}")
-    waveforms, confs, energies = _output_arrays(out, count, window, n_bins)
-    table = tuple(np.zeros(count * max_notes, dtype) for dtype in NOTE_TABLE_DTYPES.values())
+    return generate_samples(spec, np.arange(start, start + count, dtype=np.int64), timbres,
+                            out=out, fixed_phase=fixed_phase)
+
+
+def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
+                     out: ShardData | None = None,
+                     fixed_phase: float = float("nan")) -> ShardData:
+    """Samples ``samples`` (any order, repeats allowed) of the dataset; row ``r`` holds sample
+    ``samples[r]``, byte-identical to that sample's row in a shard (the on-the-fly path).
+    The note table's ``note_sample`` is the row. See ``generate_range`` for ``out``."""
+    samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
+    if len(samples) and samples.min() < 0:
+        raise ValueError(f"sample indices must be >= 0, got {samples.min()}")
+    if spec["settings"]["kind"] == "midi_render":  # real MIDI notes: notewise.data.music
+        from .music import generate_music_samples
+
+        return generate_music_samples(spec, samples, timbres, out=out)
+    end = int(samples.max()) + 1 if len(samples) else 0
+    kind = kind_params(spec, len(timbres), end)
+    window, bins = int(spec["audio"]["window"]), spec["bins"]
+    waveforms, confs, energies = _output_arrays(out, len(samples), window, int(bins["n_bins"]))
+    table = tuple(np.zeros(len(samples) * kind.max_notes, dtype)
+                  for dtype in NOTE_TABLE_DTYPES.values())
     table_length = _generate_windows(
-        kind, dataset_key(spec["seed"], spec["dataset"]), np.int64(start), polyphony_params,
-        single_params, float(fixed_phase), timbres.amplitudes, timbres.inharmonicity,
+        kind.code, dataset_key(spec["seed"], spec["dataset"]), samples, kind.polyphony,
+        kind.single, float(fixed_phase), timbres.amplitudes, timbres.inharmonicity,
         timbres.adsr, float(spec["audio"]["sample_rate"]), float(bins["f_min"]),
         float(bins["f_max"]), float(spec["labels"]["sigma_bins"]), waveforms, confs, energies,
-        _note_scratch(max_notes), table)
+        _note_scratch(kind.max_notes), table)
     notes = {name: column[:table_length].copy()
              for name, column in zip(NOTE_TABLE_DTYPES, table)}
     return ShardData(waveforms, confs, energies, notes)

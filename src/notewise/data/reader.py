@@ -19,9 +19,14 @@ pickled, each process reopens them lazily. Legacy V1 directories read through th
 
 from __future__ import annotations
 
+import io
 import queue
+import struct
 import threading
+import zipfile
+import zlib
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -35,17 +40,54 @@ from notewise.data.shards import (
     FORMAT_VERSION,
     LEGACY_FORMAT_VERSION,
     META_NAME,
+    TARGET_KEYS,
     legacy_shard_path,
     list_legacy_indices,
     list_shard_indices,
+    npy_from_buffer,
     npy_shape,
-    read_targets,
     read_waveforms,
     targets_path,
     waveform_path,
 )
 
 ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
+
+
+# --------------------------------------------------------------------------- fast target reads
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, 22 bytes, name and extra field lengths
+
+
+def _member_bytes(buffer: memoryview, info: zipfile.ZipInfo, source: str) -> bytes | memoryview:
+    """A zip member's uncompressed bytes without zipfile's CRC pass (stored: zero-copy)."""
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(buffer, info.header_offset)
+    if signature != b"PK\x03\x04":
+        raise ValueError(f"{source}: bad zip local header for {info.filename}")
+    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    raw = buffer[start: start + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        return raw
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        raise ValueError(f"{source}: {info.filename} uses zip compression {info.compress_type}")
+    data = zlib.decompress(raw, -zlib.MAX_WBITS, max(info.file_size, 1))
+    if len(data) != info.file_size:
+        raise ValueError(f"{source}: {info.filename} inflates to {len(data)} bytes, not {info.file_size}")
+    return data
+
+
+def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) -> dict[str, np.ndarray]:
+    """The ``keys`` members of a targets ``.npz``, read-only, for training readers: raw inflate
+    (zlib releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
+    validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC)."""
+    raw = memoryview(Path(path).read_bytes())
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+    missing = [k for k in keys if f"{k}.npy" not in infos]
+    if missing:
+        raise ValueError(f"{path}: missing members {missing}")
+    return {k: npy_from_buffer(_member_bytes(raw, infos[f"{k}.npy"], str(path))) for k in keys}
 
 
 # --------------------------------------------------------------------------- dataset layout
@@ -154,11 +196,12 @@ class DatasetReader(torch.utils.data.Dataset):
     def _reset_handles(self) -> None:
         self._waveform_maps: dict[int, np.ndarray] = {}
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._loading: dict[int, Future] = {}  # shards being decompressed, by any thread
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_waveform_maps", "_cache", "_lock"):
+        for key in ("_waveform_maps", "_cache", "_loading", "_lock"):
             state.pop(key)
         return state
 
@@ -217,28 +260,47 @@ class DatasetReader(torch.utils.data.Dataset):
         if self.layout.legacy:
             data = legacy.read_legacy_shard(source.waveforms)
             return {"waveforms": data.waveforms, "confs": data.confs, "energies": data.energies}
-        targets = read_targets(source.targets)
+        targets = read_target_arrays(source.targets)
         return {"confs": targets["confs"], "energies": targets["energies"]}
 
     def _shard_arrays(self, shard: int) -> dict[str, np.ndarray]:
-        """The shard's decompressed arrays from the LRU cache (loaded on a miss)."""
+        """The shard's decompressed arrays from the LRU cache, loaded on a miss; a shard that
+        another thread (the prefetcher) is loading is waited for, not loaded twice."""
         with self._lock:
             entry = self._cache.get(shard)
             if entry is not None:
                 self._cache.move_to_end(shard)
                 return entry
-        entry = self._load_shard(shard)  # outside the lock: a prefetch thread may load another
+            pending = self._loading.get(shard)
+            owner = pending is None
+            if owner:
+                pending = self._loading[shard] = Future()
+        if not owner:
+            return pending.result()
+        try:
+            entry = self._load_shard(shard)  # outside the lock: other shards load meanwhile
+        except BaseException as exc:
+            with self._lock:
+                self._loading.pop(shard)
+            pending.set_exception(exc)
+            raise
         with self._lock:
+            self._loading.pop(shard)
             self._cache[shard] = entry
-            self._cache.move_to_end(shard)
             while len(self._cache) > self.cache_shards:
                 self._cache.popitem(last=False)
+        pending.set_result(entry)
         return entry
 
     def prefetch_shard(self, shard: int) -> None:
-        """Decompress shard ``shard``'s targets into the cache ahead of use."""
-        if not self.preload:
+        """Decompress shard ``shard``'s targets into the cache ahead of use (no-op preloaded)."""
+        if self._data is None:
             self._shard_arrays(shard)
+
+    def shards_of(self, indices) -> np.ndarray:
+        """The shard of each sample index (ascending unique), for prefetching."""
+        indices = self._check_indices(indices)
+        return np.unique(np.searchsorted(self._starts, indices, side="right") - 1)
 
     def _load_all(self) -> dict[str, torch.Tensor]:
         n = len(self)
@@ -436,11 +498,51 @@ class BatchLoader:
             worker.join()
 
     def _produce(self, batches, ready: queue.Queue, stop: threading.Event) -> None:
+        ahead = _ShardLookahead(self.reader)
         try:
-            for indices in batches:
+            for indices in ahead.batches(batches):
                 if stop.is_set():
                     return
                 ready.put(self._load(indices))
             ready.put(self._DONE)
         except BaseException as exc:  # hand the error to the consumer
             ready.put(exc)
+        finally:
+            ahead.close()
+
+
+class _ShardLookahead:
+    """Decompresses the next shard's targets in a helper thread while the current shard's
+    batches are gathered (zlib releases the GIL), for readers with ``prefetch_shard``.
+
+    The next shard (in order of first use) is loaded when a batch first touches a shard. A batch
+    may span two shards, so the cache must hold three (current, previous, next) for the
+    read-ahead not to evict what is still needed; with a smaller cache it is off."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.active = (hasattr(reader, "prefetch_shard") and getattr(reader, "_data", 1) is None
+                       and getattr(reader, "cache_shards", 0) >= 3)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="shard-prefetch") if self.active else None
+
+    def batches(self, batches) -> Iterator[np.ndarray]:
+        if not self.active:
+            yield from batches
+            return
+        batches = list(batches)
+        order: list[int] = []  # shards in order of first use
+        first_use: list[int] = []  # batch -> position in ``order`` of its first new shard, or -1
+        seen: set[int] = set()
+        for indices in batches:
+            new = [s for s in self.reader.shards_of(indices).tolist() if s not in seen]
+            first_use.append(len(order) if new else -1)
+            order.extend(new)
+            seen.update(new)
+        for indices, position in zip(batches, first_use):
+            if position >= 0 and position + 1 < len(order):
+                self.pool.submit(self.reader.prefetch_shard, order[position + 1])
+            yield indices
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

@@ -62,6 +62,12 @@ NOTE_DTYPES: dict[str, np.dtype] = {
     "note_weight": np.dtype(np.float32),
     "note_energy_share": np.dtype(np.float32),
 }
+#: Optional note-table columns (written after the others when a generator provides them):
+#: the music-driven sets' deviation from the MIDI pitch and vibrato depth (notewise.data.music).
+OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
+    "note_detune_cents": np.dtype(np.float32),
+    "note_vibrato_cents": np.dtype(np.float32),
+}
 TARGET_KEYS = ("confs", "energies")
 CRC_KEY = "waveforms_crc32"
 
@@ -296,8 +302,14 @@ def npz_members(buffer: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]
 
 
 def to_float16(values: np.ndarray) -> np.ndarray:
-    """Targets as stored: float16, round to nearest even (already float16: unchanged)."""
-    return np.asarray(values).astype(np.float16, copy=False)
+    """Targets as stored: float16, round to nearest even (already float16: unchanged); the
+    same bits as ``astype(np.float16)``, computed faster for float32 (``notewise.data.f16``)."""
+    values = np.asarray(values)
+    if values.dtype != np.float32:
+        return values.astype(np.float16, copy=False)
+    from notewise.data.f16 import float32_to_float16  # Numba: not imported by readers
+
+    return float32_to_float16(values)
 
 
 def waveform_crc32(waveforms: np.ndarray) -> int:
@@ -325,10 +337,11 @@ def note_table(notes: Mapping[str, np.ndarray] | None, n_samples: int) -> dict[s
     if notes is None:
         return {}
     missing = [k for k in NOTE_DTYPES if k not in notes]
-    extra = [k for k in notes if k not in NOTE_DTYPES]
+    extra = [k for k in notes if k not in NOTE_DTYPES and k not in OPTIONAL_NOTE_DTYPES]
     if missing or extra:
         raise ValueError(f"note table keys: missing {missing}, unexpected {extra}")
-    table = {k: np.ascontiguousarray(notes[k], dtype=dt).reshape(-1) for k, dt in NOTE_DTYPES.items()}
+    dtypes = {**NOTE_DTYPES, **{k: dt for k, dt in OPTIONAL_NOTE_DTYPES.items() if k in notes}}
+    table = {k: np.ascontiguousarray(notes[k], dtype=dt).reshape(-1) for k, dt in dtypes.items()}
     lengths = {len(v) for v in table.values()}
     if len(lengths) != 1:
         raise ValueError(f"note table columns differ in length: { {k: len(v) for k, v in table.items()} }")

@@ -5,6 +5,10 @@ sha256 costs no second pass) and checks, in order, each check naming itself on f
 
 ``load``      the ``.npy`` parses and is complete; the ``.npz`` is a readable zip whose members'
               CRCs match (a truncated file or flipped byte fails here)
+``container``  the zip structure of the ``.npz`` is the writer's: local headers agree with the
+              central directory, members tile the file, fixed fields hold their values (flips in
+              bytes that zip itself never checks fail here); with the CRCs every byte is covered
+              except bits a deflate stream ignores, which ``meta.json``'s sha256 still catches
 ``members``   confs and energies present, the note table complete or absent as a whole
 ``checksum``  the waveform bytes match the CRC-32 the writer stored in the targets
 ``shape``     dtypes (float32 / float16 / note-table dtypes) and shapes [N, window], [N, n_bins]
@@ -27,7 +31,10 @@ distributions against the dataset's settings (loosely on small sets).
 from __future__ import annotations
 
 import hashlib
+import io
 import math
+import struct
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Mapping
@@ -38,6 +45,8 @@ from notewise.data.shards import (
     CRC_KEY,
     META_NAME,
     NOTE_DTYPES,
+    OPTIONAL_NOTE_DTYPES,
+    ZIP_DATE_TIME,
     list_shard_indices,
     npy_from_buffer,
     npz_members,
@@ -83,7 +92,101 @@ def _load_targets(path: Path):
         members = npz_members(raw, str(path))
     except Exception as exc:  # BadZipFile, CRC error, zlib.error, bad member header, ...
         raise ShardValidationError(path, "load", f"not a readable .npz ({type(exc).__name__}: {exc})") from exc
+    try:
+        problem = npz_container_problem(raw)
+    except Exception as exc:  # a length field pointing outside the file, ...
+        problem = f"{type(exc).__name__}: {exc}"
+    _require(problem is None, path, "container", lambda: f"zip structure damaged: {problem}")
     return members, hashlib.sha256(raw).hexdigest(), len(raw)
+
+
+# --------------------------------------------------------------------------- zip container
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")  # local file header, 30 bytes
+_ZIP64_EXTRA = struct.Struct("<HHQQ")  # id 1, size 16, uncompressed size, compressed size
+_DOS_DATE = (ZIP_DATE_TIME[0] - 1980) << 9 | ZIP_DATE_TIME[1] << 5 | ZIP_DATE_TIME[2]
+
+
+def _local_header_problem(raw: bytes, info: zipfile.ZipInfo) -> str | None:
+    """How member ``info``'s local header disagrees with its central directory entry, if it does."""
+    if info.header_offset + _LOCAL.size > len(raw):
+        return f"{info.filename}: local header beyond the end of the file"
+    (signature, version, flags, method, time, date, crc, csize, usize, name_length,
+     extra_length) = _LOCAL.unpack_from(raw, info.header_offset)
+    start = info.header_offset + _LOCAL.size
+    name = raw[start: start + name_length]
+    extra = raw[start + name_length: start + name_length + extra_length]
+    zip64 = _ZIP64_EXTRA.pack(1, 16, info.file_size, info.compress_size)
+    expected = (b"PK\x03\x04", info.extract_version, info.flag_bits, info.compress_type, 0,
+                _DOS_DATE, info.CRC, info.filename.encode())
+    if (signature, version, flags, method, time, date, crc, name) != expected:
+        return f"{info.filename}: local header differs from the central directory"
+    sizes_ok = ((csize, usize) == (0xFFFFFFFF, 0xFFFFFFFF) and extra == zip64) or (
+        (csize, usize) == (info.compress_size, info.file_size) and extra == b"")
+    return None if sizes_ok else f"{info.filename}: local header sizes or extra field damaged"
+
+
+def _central_entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Central directory fields the writer fixes (``shards._zip_info``) that readers ignore."""
+    fixed = (info.create_system, info.external_attr, info.internal_attr, info.volume,
+             info.comment, info.date_time, info.reserved)
+    if fixed != (3, 0o644 << 16, 0, 0, b"", ZIP_DATE_TIME, 0):
+        return f"{info.filename}: central directory entry has unexpected fields {fixed}"
+    if (info.extra and info.extra[:2] != b"\x01\x00") or info.create_version != info.extract_version:
+        return f"{info.filename}: central directory extra field or version damaged"
+    return None
+
+
+_END = struct.Struct("<4sHHHHIIH")  # end of central directory record, 22 bytes
+_CENTRAL = struct.Struct(zipfile.structCentralDir)  # central directory entry, 46 bytes
+
+
+def _directory_problem(raw: bytes, infos: list[zipfile.ZipInfo], start_dir: int) -> str | None:
+    """The central directory's length fields tile it exactly (zipfile forgives over-long ones)."""
+    position = start_dir
+    for info in infos:
+        fields = _CENTRAL.unpack_from(raw, position)
+        name_length, extra_length, comment_length = fields[12:15]
+        if (name_length, extra_length, comment_length) != (len(info.filename.encode()), len(info.extra), 0):
+            return f"{info.filename}: central directory length fields damaged"
+        position += _CENTRAL.size + name_length + extra_length
+    expected = len(raw) - _END.size
+    return None if position == expected else f"central directory ends at {position}, not {expected}"
+
+
+def _end_record_problem(raw: bytes, entries: int, start_dir: int) -> str | None:
+    """The end record: no comment, one disk, ``entries`` entries, the directory where it is."""
+    if len(raw) < _END.size:
+        return "no end of central directory record"
+    fields = _END.unpack_from(raw, len(raw) - _END.size)
+    directory_size = len(raw) - _END.size - start_dir
+    expected = (b"PK\x05\x06", 0, 0, entries, entries, directory_size, start_dir, 0)
+    return None if fields == expected else f"end record {fields} != expected {expected}"
+
+
+def npz_container_problem(raw: bytes) -> str | None:
+    """What is wrong with a targets ``.npz``'s zip structure, or None: every local header
+    matches its central directory entry, members follow each other with no gap or overlap up to
+    the central directory, fixed fields hold the writer's values, and there is no comment. The
+    member data is checked by zip's CRC when read; together every byte of the file is covered
+    (up to flips that cannot change what is read, e.g. unused bits inside a deflate stream)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        infos, start_dir, comment = archive.infolist(), archive.start_dir, archive.comment
+    if comment:
+        return "unexpected archive comment"
+    problem = _end_record_problem(raw, len(infos), start_dir) or _directory_problem(raw, infos, start_dir)
+    if problem:
+        return problem
+    position = 0
+    for info in infos:
+        if info.header_offset != position:
+            return f"{info.filename}: starts at byte {info.header_offset}, expected {position}"
+        problem = _local_header_problem(raw, info) or _central_entry_problem(info)
+        if problem:
+            return problem
+        position = (info.header_offset + _LOCAL.size + len(info.filename.encode())
+                    + _LOCAL.unpack_from(raw, info.header_offset)[-1] + info.compress_size)
+    return None if position == start_dir else f"members end at {position}, directory at {start_dir}"
 
 
 def _require(ok, path, check: str, detail) -> None:
@@ -211,6 +314,11 @@ def _check_notes_against_spec(notes, classes, per_window, spec, tpath) -> None:
     if settings["kind"] == "single_note":
         _require((per_window == 1).all(), tpath, "notes", "single_note windows must hold exactly one note")
         _require((classes == 4).all(), tpath, "notes", "single_note notes must be class 4")
+    elif settings["kind"] == "midi_render":  # polyphony comes from the music: no cap to check
+        from notewise.data.music import check_music_notes
+
+        problem = check_music_notes(notes, spec)
+        _require(problem is None, tpath, "notes", problem)
     else:
         top = max(settings["polyphony"])
         _require(per_window.max() <= top, tpath, "notes",
@@ -271,7 +379,8 @@ def validate_shard(waveform_path: str | Path, targets_path: str | Path, spec: Ma
     members, targets_sha, targets_bytes = _load_targets(tpath)
     has_table = _check_members(members, tpath)
     _check_checksum(waveforms, members, wpath, tpath)
-    notes = {k: members[k] for k in NOTE_DTYPES} if has_table else None
+    notes = ({k: members[k] for k in (*NOTE_DTYPES, *OPTIONAL_NOTE_DTYPES) if k in members}
+             if has_table else None)
     confs, energies = members["confs"], members["energies"]
     _check_shapes(waveforms, confs, energies, notes, spec, wpath, tpath)
     confs32, energies32 = confs.astype(np.float32), energies.astype(np.float32)
@@ -376,6 +485,8 @@ def _check_distributions(summary: Mapping, settings: Mapping, name: str) -> None
         if any(hist[k] for k in range(len(hist)) if k != 1) or classes["4"] != summary["num_notes"]:
             raise DatasetValidationError(f"dataset {name}: single_note needs one class-4 note per"
                                          f" window, got polyphony histogram {hist}, classes {classes}")
+        return
+    if settings["kind"] == "midi_render":  # classes and polyphony come from the music
         return
     if summary["num_notes"] >= MIN_NOTES_FOR_CLASS_CHECK:
         absent = [c for c in CLASSES if classes[str(c)] == 0]

@@ -18,6 +18,8 @@ _LAZY = {
     "Vocabulary": ".vocab",
     "TokenizerConfig": ".vocab",
     "MidiReader": ".reading",
+    "read_notes": ".reading",
+    "TimedNote": ".reading",
     "MidiFileError": ".smf",
 }
 

@@ -27,6 +27,8 @@ import os
 import sys
 from pathlib import Path
 
+from .vocab import DEFAULT_MIN_LENGTH
+
 DEFAULT_MAX_LENGTH = 2**17
 DEFAULT_MAX_BATCH = 8 * 1536**2
 # midi-train options that must match to resume a checkpoint (epochs may grow, device may change)
@@ -86,16 +88,20 @@ def _add_train(sub) -> None:
     p.add_argument("-t", "--train-dataset", nargs="+", required=True, type=Path,
                    help="MIDI/JSON files or directories")
     p.add_argument("-v", "--val-dataset", nargs="+", type=Path)
-    p.add_argument("-m", "--min-sequence-length", type=int, default=16)
-    p.add_argument("-e", "--max-sequence-length", type=int, default=DEFAULT_MAX_LENGTH)
+    p.add_argument("-m", "--min-sequence-length", type=int, default=DEFAULT_MIN_LENGTH,
+                   help="drop sequences (and chunks) shorter than this many tokens (default "
+                        "%(default)s, about 6 notes; the seed's 2**32 would drop everything)")
+    p.add_argument("-e", "--max-sequence-length", type=int, default=DEFAULT_MAX_LENGTH,
+                   help="cut longer sequences into chunks at bar lines (default 2**17; "
+                        "capped at --context + 1)")
     p.add_argument("-b", "--max-batch-size", type=int, default=DEFAULT_MAX_BATCH,
-                   help="budget: sum(len**2) per batch")
-    p.add_argument("-l", "--learning-rate", type=float, default=0.01)
-    p.add_argument("-w", "--weight-decay", type=float, default=0.01)
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--context", type=int, default=512)
+                   help="batch budget: sum(len**2) over a batch (default 8*1536**2)")
+    p.add_argument("-l", "--learning-rate", type=float, default=0.01, help="AdamW peak LR")
+    p.add_argument("-w", "--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--d-model", type=int, default=128, help="model width")
+    p.add_argument("--layers", type=int, default=2, help="Transformer blocks")
+    p.add_argument("--heads", type=int, default=4, help="attention heads")
+    p.add_argument("--context", type=int, default=512, help="tokens the model sees at once")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--warmup-steps", type=int, default=50)
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")

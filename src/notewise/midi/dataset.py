@@ -29,11 +29,10 @@ from .cache import find_inputs, is_cache_path, load_cache, tokenize_raw
 from .reading import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, MidiReader
 from .smf import MidiFileError
 from .tokenizer import Tokenizer
-from .vocab import Vocabulary
+from .vocab import DEFAULT_MIN_LENGTH, Vocabulary
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_LENGTH = 16  # the seed's "2**32" would drop everything; 16 tokens ~ 6 notes
 
 
 def split_at_bars(ids: np.ndarray, max_len: int, bar_id: int) -> list[np.ndarray]:

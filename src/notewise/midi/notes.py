@@ -35,6 +35,7 @@ class RawNote(NamedTuple):
     velocity: int
     program: int
     drum: bool
+    track: int = 0  # index of the track (MTrk chunk) in the file
 
 
 @dataclass
@@ -67,7 +68,8 @@ def _sustain_end(pedal: list[tuple[int, bool]], end: int, track_end: int) -> int
     return max(end, track_end)
 
 
-def read_track(track: mido.MidiTrack, sustain: bool) -> _TrackEvents:
+def read_track(track: mido.MidiTrack, sustain: bool, index: int = 0) -> _TrackEvents:
+    """Notes (tagged with track ``index``), tempo and time-signature events of one track."""
     out = _TrackEvents()
     tick = 0
     program = [0] * 16
@@ -103,7 +105,8 @@ def read_track(track: mido.MidiTrack, sustain: bool) -> _TrackEvents:
     for start, end, pitch, velocity, prog, channel in released:
         if sustain and pedals.get(channel):
             end = _sustain_end(pedals[channel], end, tick)
-        out.notes.append(RawNote(start, end, pitch, velocity, prog, channel == DRUM_CHANNEL))
+        out.notes.append(RawNote(start, end, pitch, velocity, prog, channel == DRUM_CHANNEL,
+                                 index))
     return out
 
 
@@ -120,7 +123,36 @@ def _merge(parts: list[_TrackEvents], info: SmfInfo, warnings: list[str]) -> Raw
 
 def extract(midi: mido.MidiFile, info: SmfInfo, sustain: bool = True) -> list[RawMidi]:
     """Note sequences of a parsed file: one, or one per track for format 2."""
-    parts = [read_track(track, sustain) for track in midi.tracks]
+    parts = [read_track(track, sustain, index) for index, track in enumerate(midi.tracks)]
     if info.format == 2:
         return [_merge([part], info, info.warnings) for part in parts]
     return [_merge(parts, info, info.warnings)]
+
+
+# --------------------------------------------------------------------------- seconds
+
+
+class TempoMap:
+    """Ticks -> seconds under a file's tempo changes (120 bpm until the first one; of several
+    changes at one tick the last wins). SMPTE files have no tempo changes and a
+    ``ticks_per_beat`` already mapped at 120 bpm, so the same arithmetic gives their seconds."""
+
+    def __init__(self, tempos: list[tuple[int, int]], ticks_per_beat: float):
+        self.ticks, self.tempos = [0], [DEFAULT_TEMPO]
+        for tick, tempo in tempos:  # sorted by tick
+            if tick == self.ticks[-1]:
+                self.tempos[-1] = tempo
+            else:
+                self.ticks.append(tick)
+                self.tempos.append(tempo)
+        self.ticks_per_beat = ticks_per_beat
+        self.seconds = [0.0]  # at each change
+        for i in range(1, len(self.ticks)):
+            self.seconds.append(self.seconds[-1] + self._span(i - 1, self.ticks[i]))
+
+    def _span(self, i: int, tick: int) -> float:
+        return (tick - self.ticks[i]) * self.tempos[i] / 1e6 / self.ticks_per_beat
+
+    def __call__(self, tick: int) -> float:
+        i = bisect.bisect_right(self.ticks, tick) - 1
+        return self.seconds[i] + self._span(i, tick)

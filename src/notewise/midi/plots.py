@@ -14,7 +14,12 @@ CURVES = {
 
 
 def plot_history(history: list[dict], path: str | os.PathLike) -> None:
-    """Loss (left panel) and perplexity (right panel) against epoch; written atomically.
+    """Write :func:`history_figure` of ``history`` to ``path`` atomically."""
+    _save(history_figure(history), path)
+
+
+def history_figure(history: list[dict]):
+    """Loss (left panel) and perplexity (right panel) against epoch, one line per curve.
 
     Two panels, because on one log axis exp(loss) would hide the loss curve exactly.
     """
@@ -39,7 +44,7 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> None:
     axes[1].set_yscale("log")
     fig.suptitle("MIDI language model: loss and perplexity")
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def _save(fig, path: str | os.PathLike) -> None:

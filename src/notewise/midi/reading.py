@@ -11,6 +11,15 @@ or raises :class:`~notewise.midi.smf.MidiFileError` with a one-line reason. Boun
 
 ``read_many`` keeps ``workers`` such processes busy in parallel. ``isolate=False`` parses in the
 calling process (for trusted files and benchmarks).
+
+Public, stable API (other parts of notewise read MIDI through it):
+
+* :func:`read_notes` ``(path) -> list[TimedNote]``: every note of a file in seconds
+  (``onset``, ``offset``, ``pitch``, ``velocity``, ``program``, ``track``, ``drum``), sorted by
+  onset; raises :class:`~notewise.midi.smf.MidiFileError` whose message is the reason;
+* :class:`MidiReader` ``.read(path)`` / ``.read_many(paths)``: the same bounds, notes in ticks
+  (:class:`~notewise.midi.notes.RawMidi`); :func:`notes_in_seconds` converts;
+* :func:`parse_file`, :func:`parse_bytes`, :func:`read_bytes`: in-process steps (no time bound).
 """
 
 from __future__ import annotations
@@ -25,11 +34,11 @@ import time
 from collections import deque
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import mido
 
-from .notes import RawMidi, extract
+from .notes import RawMidi, TempoMap, extract
 from .smf import MidiFileError, inspect_smf
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,46 @@ def parse_bytes(data: bytes, sustain: bool = True) -> list[RawMidi]:
 def parse_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
                sustain: bool = True) -> list[RawMidi]:
     return parse_bytes(read_bytes(path, max_bytes), sustain)
+
+
+class TimedNote(NamedTuple):
+    onset: float  # seconds from the start of the file
+    offset: float  # seconds; where the note stops sounding (sustain pedal applied if asked)
+    pitch: int  # MIDI note number
+    velocity: int  # 1..127
+    program: int  # General MIDI program of its channel at the onset
+    track: int  # index of its track in the file
+    drum: bool  # channel 10
+
+
+def notes_in_seconds(raws: list[RawMidi]) -> list[TimedNote]:
+    """The notes of a file's sequences with times in seconds, sorted by (onset, track, pitch).
+
+    Format-2 files hold one sequence per track; each starts at 0 s.
+    """
+    out = []
+    for raw in raws:
+        seconds = TempoMap(raw.tempos, raw.ticks_per_beat)
+        out += [TimedNote(seconds(n.start), seconds(n.end), n.pitch, n.velocity, n.program,
+                          n.track, n.drum) for n in raw.notes]
+    return sorted(out, key=lambda n: (n.onset, n.track, n.pitch, n.offset))
+
+
+def read_notes(path: str | os.PathLike, *, sustain: bool = True, drums: bool = True,
+               reader: "MidiReader | None" = None) -> list[TimedNote]:
+    """Every note of the MIDI file ``path`` in seconds (see :class:`TimedNote`).
+
+    Raises :class:`MidiFileError` (its message is the reason, e.g. ``"empty file (0 bytes)"``)
+    for a file that cannot be read. Parsing is bounded in time and memory by ``reader`` (default:
+    a one-off :class:`MidiReader` with the default bounds; pass one to reuse its worker, and
+    its own ``sustain`` setting applies).
+    ``drums=False`` leaves out channel-10 notes. A readable file may give an empty list.
+    """
+    if reader is None:
+        with MidiReader(sustain=sustain) as own:
+            return read_notes(path, sustain=sustain, drums=drums, reader=own)
+    notes = notes_in_seconds(reader.read(path))
+    return notes if drums else [n for n in notes if not n.drum]
 
 
 # --------------------------------------------------------------------------- worker side

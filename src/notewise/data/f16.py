@@ -1,0 +1,77 @@
+"""float32 -> float16 conversion for the stored targets, bit-identical to NumPy's ``astype``.
+
+NumPy converts float32 to float16 element by element in software here (about 15 ns an element,
+slower than synthesising the window the targets belong to). Targets are mostly exact zeros, so
+this Numba loop takes a shortcut for them and otherwise does NumPy's own round-to-nearest-even
+bit manipulation (``npy_floatbits_to_halfbits``): the same bits for every input, including
+subnormal results, overflow to infinity and NaN payloads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _half_bits(f):
+    """The float16 bits of the float32 with bits ``f`` (uint32), as NumPy rounds it."""
+    h_sgn = np.uint16((f & np.uint32(0x80000000)) >> np.uint32(16))
+    f_exp = f & np.uint32(0x7F800000)
+    if f_exp >= np.uint32(0x47800000):  # overflow, infinity or NaN
+        if f_exp == np.uint32(0x7F800000) and (f & np.uint32(0x007FFFFF)) != 0:
+            ret = np.uint16(0x7C00 + ((f & np.uint32(0x007FFFFF)) >> np.uint32(13)))
+            if ret == 0x7C00:
+                ret += np.uint16(1)
+            return np.uint16(h_sgn + ret)
+        return np.uint16(h_sgn + np.uint16(0x7C00))
+    if f_exp <= np.uint32(0x38000000):  # a subnormal half or signed zero
+        if f_exp < np.uint32(0x33000000):
+            return h_sgn
+        shift = np.uint32(113) - (f_exp >> np.uint32(23))
+        f_sig = (np.uint32(0x00800000) + (f & np.uint32(0x007FFFFF))) >> shift
+        if (f_sig & np.uint32(0x3FFF)) != np.uint32(0x1000) or (f & np.uint32(0x7FF)) != 0:
+            f_sig += np.uint32(0x1000)
+        return np.uint16(h_sgn + np.uint16(f_sig >> np.uint32(13)))
+    h_exp = np.uint16((f_exp - np.uint32(0x38000000)) >> np.uint32(13))
+    f_sig = f & np.uint32(0x007FFFFF)
+    if (f_sig & np.uint32(0x3FFF)) != np.uint32(0x1000):
+        f_sig += np.uint32(0x1000)
+    return np.uint16(h_sgn + np.uint16(np.uint16(f_sig >> np.uint32(13)) + h_exp))
+
+
+@njit(cache=True)
+def _convert_common(bits, out):
+    """Branch-free conversion of zeros and of values whose half is normal (what targets hold);
+    returns whether any element needs the full rules (subnormal half, overflow, NaN)."""
+    rare = np.uint32(0)
+    for i in range(bits.shape[0]):
+        f = bits[i]
+        sign = (f >> np.uint32(16)) & np.uint32(0x8000)
+        f_exp = f & np.uint32(0x7F800000)
+        f_sig = f & np.uint32(0x007FFFFF)
+        step = np.uint32(0) if (f_sig & np.uint32(0x3FFF)) == np.uint32(0x1000) else np.uint32(0x1000)
+        half = sign | (((f_exp - np.uint32(0x38000000)) >> np.uint32(13))
+                       + ((f_sig + step) >> np.uint32(13)))
+        normal = (f_exp - np.uint32(0x38800000)) < np.uint32(0x47800000 - 0x38800000)
+        out[i] = np.uint16(half if normal else sign)
+        rare |= np.uint32(0) if normal or f_exp == np.uint32(0) else np.uint32(1)
+    return rare != np.uint32(0)
+
+
+@njit(cache=True)
+def _convert(bits, out):
+    if _convert_common(bits, out):
+        for i in range(bits.shape[0]):
+            f_exp = bits[i] & np.uint32(0x7F800000)
+            if f_exp != 0 and not np.uint32(0x38000000) < f_exp < np.uint32(0x47800000):
+                out[i] = _half_bits(bits[i])
+
+
+def float32_to_float16(values: np.ndarray) -> np.ndarray:
+    """``values.astype(np.float16)`` for a float32 array, same bits, several times faster on
+    mostly-zero data."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty(values.shape, np.uint16)
+    _convert(values.reshape(-1).view(np.uint32), out.reshape(-1))
+    return out.view(np.float16)

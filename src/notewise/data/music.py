@@ -1,0 +1,559 @@
+"""Music-driven pitch windows (``kind: midi_render``): real MIDI note events, SPEC labels.
+
+Two stages:
+
+1. ``build_corpus`` (rule ``music_notes``) reads the corpus' MIDI files once, with the MIDI
+   reader (``notewise.midi.reading``: bounded size, time and memory), into a compact
+   :class:`MusicCorpus` (``results/datasets/<name>/notes.npz``): per piece its name and its notes
+   (start/end seconds, MIDI pitch, velocity, program, track), drums and empty notes dropped.
+   Files that fail to parse are skipped and listed with the reason (``skipped_*``).
+2. ``generate_music_range`` (what ``generate.generate_range`` dispatches to) renders windows.
+   Sample ``i`` draws (counter RNG, dataset key) a position uniformly over every piece's possible
+   window starts (so pieces weigh by length), takes the notes sounding in ``[pos, pos + W)`` with
+   their *true* window-relative onsets and offsets (classes 1-4 follow from them), renders them
+   with ``synth``'s kernels and labels them with ``labels``' functions, exactly as the random
+   sets. Notes outside ``[f_min, f_max]`` are synthesised but not labelled (``labels`` does so);
+   inaudible ones (every partial above Nyquist) neither.
+
+Per note: ``f0`` is the equal-tempered MIDI pitch (A4 = 440 Hz), velocity is ``midi / 127``, the
+timbre is the one of its track (or program, ``timbre_by``) in this piece: drawn once per
+(piece, track) from ``timbres``, or fixed by ``program_timbres``. Its partial phases (and the
+note-level augmentations) are drawn per (piece, note), so every window is a cut of one rendered
+performance of the piece. Augmentations: :mod:`notewise.data.augment`.
+
+The note table has the usual columns plus ``note_detune_cents`` (the label's deviation from the
+MIDI pitch: detune and vibrato) and ``note_vibrato_cents`` (vibrato depth); offsets are where the
+note stops sounding (note-off, or the end of its room tail).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import augment as aug
+from .bins import freq_to_bin_scalar
+from .labels import (classify_note, confidence_weight, in_label_range, label_window,
+                     note_energy, visible_ratio, write_targets)
+from .rng import dataset_key, mix64, randint, random_u64
+from .shards import OPTIONAL_NOTE_DTYPES
+from .synth import PEAK_LIMIT, apply_peak_limit, fill_envelope, new_scratch
+
+log = logging.getLogger(__name__)
+
+NOTES_FILE = "notes.npz"
+#: Extra note-table columns of music-driven shards (beside shards.NOTE_DTYPES).
+MUSIC_NOTE_DTYPES = OPTIONAL_NOTE_DTYPES
+DRAW_POSITION = 0
+#: |deviation| slack of the validation's equal-temperament check, cents (float32 round-off).
+CENTS_TOLERANCE = 0.05
+
+
+def midi_to_hz(pitch) -> np.ndarray:
+    return 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) - 69.0) / 12.0)
+
+
+def piece_key(name: str) -> np.uint64:
+    """A stable 64-bit key of a piece's name (its timbres and performance depend on it)."""
+    return np.uint64(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+@dataclass
+class MusicCorpus:
+    """Note events of a corpus, pieces in name order, notes of a piece sorted by start."""
+
+    names: np.ndarray          # str [P]
+    piece_start: np.ndarray    # int64 [P + 1]: notes of piece p are piece_start[p]:[p+1]
+    start_s: np.ndarray        # float64 [M]
+    end_s: np.ndarray          # float64 [M]
+    pitch: np.ndarray          # int16 [M], MIDI
+    velocity: np.ndarray       # int16 [M], 1..127
+    program: np.ndarray        # int16 [M]
+    track: np.ndarray          # int16 [M]
+    skipped_names: np.ndarray  # str: files that failed to parse (or held no notes)
+    skipped_reasons: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def num_notes(self) -> int:
+        return int(self.piece_start[-1])
+
+    def save(self, path) -> None:
+        """Byte-deterministic ``.npz``, written atomically."""
+        from .shards import atomic_write_bytes, npz_bytes
+
+        members = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        atomic_write_bytes(Path(path), npz_bytes(members, compresslevel=1))
+
+    @classmethod
+    def load(cls, path) -> "MusicCorpus":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+    @classmethod
+    def from_pieces(cls, pieces: dict[str, dict], skipped: dict[str, str]) -> "MusicCorpus":
+        """From ``{name: {column: array}}`` (columns as :func:`piece_columns` returns them)."""
+        names = sorted(pieces)
+        columns = {}
+        for column, dtype in (("start_s", np.float64), ("end_s", np.float64),
+                              ("pitch", np.int16), ("velocity", np.int16),
+                              ("program", np.int16), ("track", np.int16)):
+            parts = [np.asarray(pieces[n][column], dtype) for n in names]
+            columns[column] = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        counts = [len(pieces[n]["start_s"]) for n in names]
+        piece_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(np.array(names, dtype=str), piece_start,
+                   **columns, skipped_names=np.array(sorted(skipped), dtype=str),
+                   skipped_reasons=np.array([skipped[n] for n in sorted(skipped)], dtype=str))
+
+
+def piece_columns(notes) -> dict[str, np.ndarray] | None:
+    """Columns of a piece from the MIDI reader's notes in seconds (``TimedNote``): pitched
+    (drums dropped), non-empty notes in start order; None if there is none."""
+    rows = sorted((n.onset, n.offset, n.pitch, n.velocity, n.program, n.track) for n in notes
+                  if not n.drum and n.offset > n.onset and n.velocity > 0)
+    if not rows:
+        return None
+    columns = ("start_s", "end_s", "pitch", "velocity", "program", "track")
+    return {name: np.asarray(values) for name, values in zip(columns, zip(*rows))}
+
+
+def build_corpus(paths, names=None, workers: int = 1, timeout: float | None = None) -> MusicCorpus:
+    """Read every file with the MIDI reader (size, time and memory bounded, in worker
+    processes); a file that fails, or holds no pitched note, is skipped, logged and listed with
+    its reason in ``skipped_*``. ``names``: what pieces are called (default: the file names)."""
+    from notewise.midi.reading import DEFAULT_TIMEOUT, MidiReader, notes_in_seconds
+    from notewise.midi.smf import MidiFileError
+
+    paths = [Path(p) for p in paths]
+    names = [p.name for p in paths] if names is None else list(names)
+    pieces, skipped = {}, {}
+    with MidiReader(workers=workers, timeout=timeout or DEFAULT_TIMEOUT) as reader:
+        for (path, result), name in zip(reader.read_many(paths), names):
+            failed = isinstance(result, MidiFileError)
+            piece = None if failed else piece_columns(notes_in_seconds(result))
+            if piece is None:
+                skipped[name] = str(result) if failed else "no pitched notes"
+                log.warning("skipping %s: %s", path, skipped[name])
+            else:
+                pieces[name] = piece
+    return MusicCorpus.from_pieces(pieces, skipped)
+
+
+def corpus_files(root, split: str, val_percent: int = 20) -> list[Path]:
+    """MIDI files of ``split`` in a corpus directory: ``root/<split>/`` when ``root`` has both
+    ``train/`` and ``val/``, else every MIDI file under ``root`` whose relative path hashes into
+    ``split`` (the MIDI rules' convention)."""
+    from notewise.midi.cache import MIDI_SUFFIXES
+    from notewise.midi.corpus import split_of
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus directory {root} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return [p for p in files if p.relative_to(root).parts[0] == split]
+    return [p for p in files if split_of(p.relative_to(root).as_posix(), val_percent) == split]
+
+
+def build_corpus_file(root, split: str, output, val_percent: int = 20,
+                      workers: int = 1) -> MusicCorpus:
+    """``notewise music-notes``: extract a corpus split into ``output`` (notes.npz)."""
+    root = Path(root)
+    files = corpus_files(root, split, val_percent)
+    corpus = build_corpus(files, [p.relative_to(root).as_posix() for p in files], workers)
+    if len(corpus) == 0:
+        raise ValueError(f"{root} ({split}): no readable MIDI file among {len(files)}")
+    corpus.save(output)
+    log.info("%s (%s): %d pieces, %d notes, %d skipped", root, split, len(corpus),
+             corpus.num_notes, len(corpus.skipped_names))
+    return corpus
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def music_settings(settings: dict) -> dict:
+    """``settings`` of a midi_render dataset with the schema's nested defaults filled in."""
+    from notewise.config import load_schema
+
+    schema = load_schema()["$defs"]["midi_render"]
+    return _fill(schema, settings)
+
+
+def _fill(schema: dict, value):
+    if not isinstance(value, dict):
+        return value
+    out = copy.deepcopy(value)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out:
+            out[key] = _fill(sub, out[key])
+    return out
+
+
+def check_music_settings(ds: dict, key: str, n_timbres: int) -> None:
+    """Semantic checks of a midi_render dataset (``notewise.config.check_config``)."""
+    from notewise.config import ConfigError
+
+    settings = music_settings(ds)
+    ids = settings["timbres"]
+    mapped = [int(t) for t in settings["program_timbres"].values()]
+    bad = [t for t in (mapped if ids == "all" else list(ids) + mapped) if t >= n_timbres]
+    if bad:
+        raise ConfigError(f"config key '{key}.timbres': timbre ids {bad} do not exist"
+                          f" (timbres.count = {n_timbres})")
+    for name, pair in (("gain", "db"), ("noise", "snr_db"), ("vibrato", "rate_hz"),
+                       ("vibrato", "depth_cents"), ("room", "rt60_s"), ("room", "drr_db")):
+        low, high = settings["augment"][name][pair]
+        if low > high:
+            raise ConfigError(f"config key '{key}.augment.{name}.{pair}': expected [low, high]"
+                              f" with low <= high, got {[low, high]}")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass
+class _Context:
+    """What every window of a range shares."""
+
+    corpus: MusicCorpus
+    settings: dict
+    key: np.uint64
+    start: np.ndarray        # int64 note starts, samples
+    end: np.ndarray          # int64 note ends, samples
+    cumulative: np.ndarray   # int64 [P]: window starts up to and including piece p
+    max_length: np.ndarray   # int64 [P]: longest note of each piece, samples
+    note_keys: np.ndarray    # uint64 [P]: (dataset, piece) key of the notes' draws
+    timbre_of: dict          # (piece, track or program) -> timbre id, filled lazily
+    choices: np.ndarray      # int64 timbre ids to draw from
+    window: int
+    sample_rate: float
+    bins: dict
+    sigma: float
+
+
+def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
+    settings = music_settings(spec["settings"])
+    sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
+    start = np.round(corpus.start_s * sr).astype(np.int64)
+    end = np.maximum(np.round(corpus.end_s * sr).astype(np.int64), start + 1)
+    bounds = corpus.piece_start
+    lengths = np.array([end[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])], np.int64)
+    max_length = np.array([(end[a:b] - start[a:b]).max() for a, b in zip(bounds[:-1], bounds[1:])],
+                          np.int64)
+    key = dataset_key(spec["seed"], spec["dataset"])
+    ids = settings["timbres"]
+    choices = np.arange(n_timbres) if ids == "all" else np.asarray(ids, np.int64)
+    if len(corpus) == 0:
+        raise ValueError(f"dataset {spec['dataset']}: the note corpus holds no piece")
+    return _Context(corpus, settings, key, start, end,
+                    np.cumsum(np.maximum(lengths - window + 1, 1)), max_length,
+                    np.array([mix64(key ^ piece_key(str(n))) for n in corpus.names], np.uint64),
+                    {}, choices.astype(np.int64), window, sr, spec["bins"],
+                    float(spec["labels"]["sigma_bins"]))
+
+
+def window_position(ctx: _Context, sample: int) -> tuple[int, int]:
+    """(piece, window start in samples) of ``sample``: uniform over all possible starts."""
+    drawn = randint(ctx.key, sample, DRAW_POSITION, 0, int(ctx.cumulative[-1]) - 1)
+    piece = int(np.searchsorted(ctx.cumulative, drawn, side="right"))
+    before = int(ctx.cumulative[piece - 1]) if piece else 0
+    return piece, int(drawn - before)
+
+
+def sounding_notes(ctx: _Context, piece: int, pos: int, tail: int = 0) -> np.ndarray:
+    """Global indices of the notes of ``piece`` sounding in ``[pos, pos + W)`` (with ``tail``
+    samples of room after each note-off), in start order."""
+    a, b = ctx.corpus.piece_start[piece], ctx.corpus.piece_start[piece + 1]
+    lo = a + np.searchsorted(ctx.start[a:b], pos - tail - ctx.max_length[piece], side="left")
+    hi = a + np.searchsorted(ctx.start[a:b], pos + ctx.window, side="left")
+    candidates = np.arange(lo, hi)
+    return candidates[ctx.end[candidates] + tail > pos]
+
+
+def _timbre(ctx: _Context, piece: int, note: int) -> int:
+    settings = ctx.settings
+    by_program = settings["timbre_by"] == "program"
+    program = int(ctx.corpus.program[note])
+    fixed = settings["program_timbres"].get(str(program))
+    if fixed is not None:
+        return int(fixed)
+    slot = (piece, program if by_program else int(ctx.corpus.track[note]) + 1000)
+    if slot not in ctx.timbre_of:
+        draw = randint(ctx.note_keys[piece], np.int64(slot[1]), 0, 0, len(ctx.choices) - 1)
+        ctx.timbre_of[slot] = int(ctx.choices[draw])
+    return ctx.timbre_of[slot]
+
+
+class WindowNotes:
+    """The notes of one window, ready for the kernels (one timbre row per note)."""
+
+    def __init__(self, ctx: _Context, piece: int, pos: int, notes: np.ndarray, timbres):
+        n = len(notes)
+        self.count = n
+        self.onset = ctx.start[notes] - pos
+        self.offset = ctx.end[notes] - pos
+        self.nominal = midi_to_hz(ctx.corpus.pitch[notes])
+        self.velocity = ctx.corpus.velocity[notes].astype(np.float64) / 127.0
+        self.timbre = np.array([_timbre(ctx, piece, j) for j in notes], np.int64)
+        ids = notes - ctx.corpus.piece_start[piece]
+        keys = np.full(n, ctx.note_keys[piece], np.uint64)
+        self.phase_key = np.array([random_u64(k, i, aug.DRAW_PHASE) for k, i in zip(keys, ids)],
+                                  np.uint64)
+        self.draws = aug.draw_note_augment(ctx.settings["augment"], keys, ids, ctx.choices)
+        self.freq = self.nominal * 2.0 ** (self.draws.detune / 1200.0)
+        self.amplitudes = timbres.amplitudes[self.timbre].copy()
+        for j, mix in enumerate(self.draws.mix):
+            if mix is not None:
+                self.amplitudes[j] = aug.blend_amplitudes(timbres.amplitudes, self.timbre[j], *mix)
+        self.stretch = timbres.inharmonicity[self.timbre].copy()
+        self.adsr = timbres.adsr[self.timbre].copy()
+
+    def subset(self, index) -> "WindowNotes":
+        """The notes ``index`` (e.g. one note alone, to measure its power)."""
+        index = np.atleast_1d(index)
+        out = copy.copy(self)
+        out.count = len(index)
+        for name in ("onset", "offset", "nominal", "velocity", "timbre", "phase_key", "freq",
+                     "amplitudes", "stretch", "adsr"):
+            setattr(out, name, getattr(self, name)[index])
+        draws = copy.copy(self.draws)
+        for name in ("detune", "vib_rate", "vib_depth", "vib_phase"):
+            setattr(draws, name, getattr(self.draws, name)[index])
+        draws.mix = [self.draws.mix[i] for i in index]
+        out.draws = draws
+        return out
+
+
+def render_dry(notes: WindowNotes, length: int, shift: int, sample_rate: float) -> np.ndarray:
+    """The notes mixed into ``length`` samples, note times shifted by ``shift`` (no limit)."""
+    out = np.zeros(length, np.float32)
+    scratch = new_scratch(length, notes.amplitudes.shape[1])
+    phases = np.zeros(notes.amplitudes.shape[1])
+    d = notes.draws
+    for j in range(notes.count):
+        aug.render_performed_note(out, notes.freq[j], notes.velocity[j], notes.onset[j] + shift,
+                                  notes.offset[j] + shift, notes.amplitudes[j],
+                                  np.float64(notes.stretch[j]), notes.adsr[j], notes.phase_key[j],
+                                  d.vib_rate[j], d.vib_depth[j], d.vib_phase[j], sample_rate,
+                                  scratch, phases)
+    return out
+
+
+def label_frequencies(notes: WindowNotes, window: int, sample_rate: float) -> np.ndarray:
+    """Per note the mean f0 over its visible dry samples (its last segment if none)."""
+    d = notes.draws
+    out = notes.freq.copy()
+    for j in np.flatnonzero(d.vib_depth > 0):
+        onset, offset = int(notes.onset[j]), int(notes.offset[j])
+        first, stop = max(onset, 0), min(offset, window)
+        if stop <= first:
+            first, stop = max(onset, offset - aug.VIBRATO_SEGMENT), offset
+        out[j] = aug.mean_vibrato_frequency(notes.freq[j], d.vib_rate[j], d.vib_depth[j],
+                                            d.vib_phase[j], onset, first, stop, sample_rate)
+    return out
+
+
+class _Labels:
+    def __init__(self, n: int):
+        self.classes = np.zeros(max(n, 1), np.int64)
+        self.weights = np.zeros(max(n, 1))
+        self.shares = np.zeros(max(n, 1))
+        self.bins = np.zeros(max(n, 1))
+        self.labelled = np.zeros(max(n, 1), np.bool_)
+        self.offset = None
+
+
+def label_dry(ctx, notes, freqs, conf, energy) -> _Labels:
+    """SPEC section 2 labels (``labels.label_window``, closed-form energies)."""
+    out = _Labels(notes.count)
+    label_window(notes.count, freqs, notes.velocity, np.arange(notes.count), notes.onset,
+                 notes.offset, notes.amplitudes, notes.stretch, notes.adsr, ctx.sample_rate,
+                 ctx.window, float(ctx.bins["f_min"]), float(ctx.bins["f_max"]), ctx.sigma,
+                 conf, energy, out.classes, out.weights, out.shares, out.bins, out.labelled)
+    out.offset = notes.offset
+    return out
+
+
+def room_envelope_power(notes: WindowNotes, ir: np.ndarray, window: int,
+                        sample_rate: float) -> np.ndarray:
+    """``[n, W]``: each note's ``env**2`` (velocity 1) convolved with ``h**2``, in the window."""
+    shift = len(ir) - 1
+    envs = np.zeros((notes.count, window + shift), np.float32)
+    for j in range(notes.count):
+        onset, offset = notes.onset[j] + shift, notes.offset[j] + shift
+        first, stop = max(onset, 0), min(offset, window + shift)
+        if stop > first:
+            fill_envelope(envs[j], first, stop, onset, offset, notes.adsr[j], sample_rate, 1.0)
+    smoothed = aug.fft_convolve(envs.astype(np.float64) ** 2, ir**2)
+    return smoothed[:, shift:shift + window]
+
+
+def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
+    """Labels with the room (see ``augment``): tail-extended offsets, filtered power."""
+    out = _Labels(notes.count)
+    window, sr = ctx.window, ctx.sample_rate
+    f_min, f_max, n_bins = float(ctx.bins["f_min"]), float(ctx.bins["f_max"]), conf.shape[0]
+    out.offset = notes.offset + len(ir) - 1
+    power, spacing = aug.room_power_response(ir, sr)
+    env_power = room_envelope_power(notes, ir, window, sr)
+    energies = np.zeros(notes.count)
+    for j in range(notes.count):
+        onset, offset = int(notes.onset[j]), int(out.offset[j])
+        first, stop = max(onset, 0), min(offset, window)
+        mean_square = float(env_power[j, first:stop].mean()) if stop > first else 0.0
+        coeff = aug.room_energy_coeff(freqs[j], notes.amplitudes[j], np.float64(notes.stretch[j]),
+                                      sr, power, spacing)
+        out.classes[j] = classify_note(onset, offset, window)
+        ratio = visible_ratio(onset, offset, window)
+        out.weights[j] = confidence_weight(out.classes[j], ratio)
+        energies[j] = note_energy(out.classes[j], ratio, notes.velocity[j], coeff, mean_square)
+        out.bins[j] = freq_to_bin_scalar(freqs[j], f_min, f_max, n_bins)
+        out.labelled[j] = in_label_range(freqs[j], f_min, f_max) and energies[j] > 0.0
+    total = float(energies[out.labelled[:notes.count]].sum())
+    write_targets(conf, energy, notes.count, out.bins, out.weights, energies, out.labelled,
+                  total, ctx.sigma)
+    labelled = out.labelled[:notes.count]
+    out.shares[:notes.count] = np.where(labelled, energies / max(total, 1e-300), 0.0)
+    return out
+
+
+def render_notes(ctx: _Context, notes: WindowNotes, ir: np.ndarray | None) -> np.ndarray:
+    """The window of ``notes`` (through the room ``ir`` if given), before any peak limit."""
+    shift = 0 if ir is None else len(ir) - 1
+    dry = render_dry(notes, ctx.window + shift, shift, ctx.sample_rate)
+    if ir is None:
+        return dry
+    return aug.fft_convolve(dry.astype(np.float64), ir)[shift:shift + ctx.window]
+
+
+def window_notes(ctx: _Context, sample: int, timbres):
+    """``(piece, pos, impulse response or None, WindowNotes)`` of ``sample``."""
+    piece, pos = window_position(ctx, sample)
+    ir = aug.room_draw(ctx.settings["augment"], ctx.key, sample, ctx.sample_rate)
+    shift = 0 if ir is None else len(ir) - 1
+    return piece, pos, ir, WindowNotes(ctx, piece, pos, sounding_notes(ctx, piece, pos, shift),
+                                       timbres)
+
+
+def render_sample(ctx: _Context, sample: int, timbres, wave, conf, energy) -> dict:
+    """Render and label ``sample`` into the rows ``wave``, ``conf``, ``energy``; returns its
+    note-table columns (labelled notes only)."""
+    settings = ctx.settings["augment"]
+    _, _, ir, notes = window_notes(ctx, sample, timbres)
+    freqs = label_frequencies(notes, ctx.window, ctx.sample_rate)
+    wave[:] = render_notes(ctx, notes, ir)
+    if ir is None:
+        labels = label_dry(ctx, notes, freqs, conf, energy)
+    else:
+        labels = label_room(ctx, notes, freqs, ir, conf, energy)
+    apply_peak_limit(wave, PEAK_LIMIT)
+    aug.apply_gain_and_noise(wave, settings, ctx.key, sample)
+    apply_peak_limit(wave, PEAK_LIMIT)
+    keep = labels.labelled[:notes.count]
+    return {
+        "note_freq": freqs[keep], "note_velocity": notes.velocity[keep],
+        "note_timbre": notes.timbre[keep], "note_onset": notes.onset[keep],
+        "note_offset": labels.offset[keep], "note_class": labels.classes[:notes.count][keep],
+        "note_weight": labels.weights[:notes.count][keep],
+        "note_energy_share": labels.shares[:notes.count][keep],
+        "note_detune_cents": 1200.0 * np.log2(freqs[keep] / notes.nominal[keep]),
+        "note_vibrato_cents": notes.draws.vib_depth[keep],
+    }
+
+
+def notes_path(spec: dict) -> Path:
+    """Where a dataset's note corpus lives: ``spec['notes_file']``, else the workflow's
+    ``results/datasets/<dataset>/notes.npz`` (relative to the working directory)."""
+    return Path(spec.get("notes_file") or Path("results/datasets") / spec["dataset"] / NOTES_FILE)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_corpus(path: str, mtime_ns: int) -> MusicCorpus:
+    return MusicCorpus.load(path)
+
+
+def load_corpus(path) -> MusicCorpus:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the note corpus of this midi_render dataset is missing"
+                                " (built by the music_notes rule)")
+    return _load_corpus(str(path), os.stat(path).st_mtime_ns)
+
+
+def generate_music_samples(spec: dict, samples, timbres, *, out=None,
+                           corpus: MusicCorpus | None = None):
+    """Samples ``samples`` of a midi_render dataset as a ``ShardData`` (row ``r`` = sample
+    ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
+    file at :func:`notes_path`."""
+    from .generate import NOTE_TABLE_DTYPES, ShardData, _output_arrays
+
+    samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
+    corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
+    ctx = music_context(spec, corpus, len(timbres))
+    waves, confs, energies = _output_arrays(out, len(samples), ctx.window,
+                                            int(spec["bins"]["n_bins"]))
+    dtypes = {**NOTE_TABLE_DTYPES, **MUSIC_NOTE_DTYPES}
+    columns = {k: [np.zeros(0, dt)] for k, dt in dtypes.items()}
+    for row, sample in enumerate(samples):
+        table = render_sample(ctx, int(sample), timbres, waves[row], confs[row], energies[row])
+        table["note_sample"] = np.full(len(table["note_freq"]), row)
+        for k in dtypes:
+            columns[k].append(table[k])
+    notes = {k: np.concatenate(columns[k]).astype(dt) for k, dt in dtypes.items()}
+    return ShardData(waves, confs, energies, notes)
+
+
+def generate_music_range(spec: dict, start: int, count: int, timbres,
+                         corpus: MusicCorpus | None = None):
+    """Samples ``start .. start+count-1`` of a midi_render dataset."""
+    return generate_music_samples(spec, np.arange(start, start + count), timbres, corpus=corpus)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _deviation_bounds(augment: dict) -> tuple[float, float]:
+    """(largest |detune| + vibrato mean shift, largest vibrato depth) the settings allow, cents."""
+    detune = augment["detune"]["cents"] if aug.enabled(augment, "detune") else 0.0
+    depth = augment["vibrato"]["depth_cents"][1] if aug.enabled(augment, "vibrato") else 0.0
+    return detune + depth, depth
+
+
+def check_music_notes(members: dict, spec: dict) -> str | None:
+    """What validation checks beyond the common rules for a midi_render shard; the failure, or
+    None. Labelled frequencies must be MIDI pitches moved by the recorded deviation, and the
+    deviation and vibrato depth within what the augmentations can produce."""
+    missing = [k for k in MUSIC_NOTE_DTYPES if k not in members]
+    if missing:
+        return f"midi_render note table lacks {missing}"
+    deviation = members["note_detune_cents"].astype(np.float64)
+    depth = members["note_vibrato_cents"].astype(np.float64)
+    if not len(deviation):
+        return None
+    max_deviation, max_depth = _deviation_bounds(music_settings(spec["settings"])["augment"])
+    if np.abs(deviation).max() > max_deviation + CENTS_TOLERANCE:
+        return (f"a note deviates {np.abs(deviation).max():.3f} cents from its MIDI pitch, the"
+                f" augmentations allow {max_deviation}")
+    cents = 1200.0 * np.log2(members["note_freq"].astype(np.float64) / 440.0) - deviation
+    off_grid = np.abs(cents - 100.0 * np.round(cents / 100.0))
+    if off_grid.max() > CENTS_TOLERANCE:
+        return (f"note_freq minus note_detune_cents is {off_grid.max():.3f} cents off the MIDI"
+                " pitch grid")
+    if depth.min() < 0 or depth.max() > max_depth:
+        return f"note_vibrato_cents outside [0, {max_depth}] (the configured vibrato depth)"
+    return None
