@@ -70,6 +70,7 @@ def generated_shard(n: int) -> Shard:
 
 
 def best_time(fn, repeat: int) -> float:
+    fn()  # warm: Numba code loaded, pages touched
     times = []
     for _ in range(repeat):
         start = time.perf_counter()

@@ -9,8 +9,8 @@ rule generate_shard:
         timbres=TIMBRES,
         notes=lambda wc: music_notes_input(wc.dataset),  # midi_render only (rules/music.smk)
     output:
-        waveforms=DATASET_DIR + "/waveforms/shard_{shard}.npy",
-        targets=DATASET_DIR + "/targets/shard_{shard}.npz",
+        waveforms="results/datasets/{dataset}/waveforms/shard_{shard}.npy",
+        targets="results/datasets/{dataset}/targets/shard_{shard}.npz",
     params:
         spec=shard_spec,
         code=GENERATOR_HASH,
@@ -37,7 +37,7 @@ rule validate_shard:
         waveforms=rules.generate_shard.output.waveforms,
         targets=rules.generate_shard.output.targets,
     output:
-        DATASET_DIR + "/validation/shard_{shard}.json",
+        "results/datasets/{dataset}/validation/shard_{shard}.json",
     params:
         spec=dataset_spec,
     log:
@@ -61,7 +61,7 @@ rule validate_dataset:
     input:
         lambda wc: dataset_files(rules.validate_shard.output[0], wc.dataset),
     output:
-        DATASET_DIR + "/validation.json",
+        "results/datasets/{dataset}/validation.json",
     params:
         spec=dataset_spec,
     log:
@@ -78,7 +78,7 @@ rule dataset_meta:
     input:
         validation=rules.validate_dataset.output[0],
     output:
-        DATASET_DIR + "/meta.json",
+        "results/datasets/{dataset}/meta.json",
     params:
         spec=dataset_spec,
         code=GENERATOR_HASH,
@@ -104,4 +104,4 @@ for _name in DATASETS:
         name:
             f"{_name}_shards"
         input:
-            DATASET_DIR.format(dataset=_name) + "/meta.json",
+            f"results/datasets/{_name}/meta.json",

@@ -7,12 +7,18 @@
 # music_code_hash below. Target for the matrix: pitch_matrix (models trained on random /
 # music-driven / mixed data x evaluation sets; settings under music_matrix: in config.yaml).
 
+from pathlib import Path
+
+import notewise.pitch
 from notewise.config import canonical_json, load_schema
 from notewise.data.codehash import source_hash
 from notewise.data.music import NOTES_FILE, music_settings
 from notewise.pitch.settings import _fill as fill_defaults
 
 MUSIC_HASH = source_hash(("music", "augment"))
+#: The matrix rules rerun when the code that trains or scores their models changes.
+MATRIX_CODE = source_hash(("matrix", "model", "loss", "train", "settings", "decode", "inference",
+                           "evaluate"), directory=Path(notewise.pitch.__file__).parent)
 MATRIX = fill_defaults(load_schema()["properties"]["music_matrix"], config.get("music_matrix", {}))
 MATRIX_MODELS = list(MATRIX["models"])
 MATRIX_RESULTS = "results/music"
@@ -87,6 +93,7 @@ rule matrix_train:
         metrics=MATRIX_RESULTS + "/models/{matrix_model}/metrics.json",
     params:
         spec=MATRIX_SPEC,
+        code=MATRIX_CODE,
         dirs=lambda wc: matrix_dataset_dirs(MATRIX["models"][wc.matrix_model]),
         out=MATRIX_RESULTS + "/models/{matrix_model}",
     threads: 1
@@ -109,6 +116,7 @@ rule matrix_evaluate:
         MATRIX_RESULTS + "/eval/{matrix_model}.json",
     params:
         spec=MATRIX_SPEC,
+        code=MATRIX_CODE,
         names=MATRIX_EVAL_NAMES,
         dirs=matrix_eval_dirs,
     threads: 1

@@ -4,10 +4,11 @@
 # Training writes its resumable checkpoint to PITCH_MODEL/checkpoint, which is not a declared
 # output (Snakemake deletes outputs before a job runs): an interrupted job resumes; changed
 # settings start it over. Each rule gets only the settings it uses (params), so changing, say,
-# the plots' settings redraws the plots without retraining.
+# the plots' settings redraws the plots without retraining; likewise each rule's `code` param
+# hashes the source it depends on (notewise.pitch.settings.CODE).
 
 from notewise.config import canonical_json
-from notewise.pitch.settings import pitch_settings
+from notewise.pitch.settings import code_hash, pitch_settings
 
 PITCH = pitch_settings(config)
 PITCH_MODEL = "results/models/pitch"
@@ -24,7 +25,8 @@ def pitch_dataset(name):
 
 def pitch_spec(*sections):
     """The settings a pitch command needs, as JSON (a Snakemake param: a change reruns)."""
-    return canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
+    return canonical_json({"audio": PITCH["audio"], "bins": PITCH["bins"],
+                           "labels": PITCH["labels"],
                            "pitch_model": {s: PITCH[s] for s in sections}})
 
 
@@ -51,6 +53,7 @@ rule train_pitch:
         config=PITCH_MODEL + "/model_config.json",
     params:
         spec=pitch_spec("model", "train"),
+        code=code_hash("train"),
         launcher=pitch_launcher(PITCH["train"]["nproc"], PITCH["train"]["threads"]),
         val=f"--val {PITCH_VAL_DIR}" if PITCH_VAL_DIR else "",
     threads: PITCH["train"]["threads"]
@@ -91,6 +94,7 @@ rule evaluate_pitch:
         predictions=PITCH_EVAL + "/single_note_predictions.csv",
     params:
         spec=pitch_spec("decode", "evaluate"),
+        code=code_hash("evaluate"),
     threads: 2
     resources:
         **training_resources("evaluate_pitch", PITCH["evaluate"]["device"], 1),
@@ -128,6 +132,7 @@ rule plot_pitch:
                category="Pitch model", subcategory="Figures"),
     params:
         spec=pitch_spec("evaluate", "plots"),
+        code=code_hash("plots"),
     log:
         "results/logs/plot_pitch/all.log",
     benchmark:

@@ -133,6 +133,23 @@ def test_window_is_a_cut_of_the_rendered_piece(lib, corpus):
         assert np.abs(wave - gain * cut).max() < 1e-4 * np.abs(cut).max()
 
 
+@pytest.mark.parametrize("timbre_by, column", [("track", "track"), ("program", "program")])
+def test_one_timbre_per_track_or_program_and_fixed_programs(lib, corpus, timbre_by, column):
+    spec = {**SPEC, "settings": {"kind": "midi_render", "timbre_by": timbre_by,
+                                 "timbres": [3, 4, 5, 6, 7], "program_timbres": {"2": 42}}}
+    ctx = music.music_context(spec, corpus, len(lib))
+    seen = {}
+    for sample in range(80):
+        piece, _, _, notes = music.window_notes(ctx, sample, lib)
+        ids = music.sounding_notes(ctx, piece, music.window_position(ctx, sample)[1])
+        for note, timbre in zip(ids, notes.timbre):
+            program = int(corpus.program[note])
+            assert timbre == 42 if program == 2 else timbre in (3, 4, 5, 6, 7)
+            slot = (piece, int(getattr(corpus, column)[note]), program == 2)
+            assert seen.setdefault(slot, timbre) == timbre  # the same all through the piece
+    assert len(set(seen.values())) > 2
+
+
 @pytest.mark.parametrize("augment", [{}, ALL_AUGMENT], ids=["plain", "augmented"])
 def test_shards_validate_and_are_deterministic(lib, corpus, tmp_path, augment):
     spec = with_augment(SPEC, augment)

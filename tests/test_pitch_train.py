@@ -106,3 +106,53 @@ def test_two_process_gloo_ddp_checkpoint_loads_in_a_single_process(tmp_path, dat
     # and a single process resumes the two-process checkpoint
     resumed = train_pitch(tiny_settings(epochs=1, device="cpu"), *data, out, progress=False)
     assert [r["epoch"] for r in resumed] == [0]
+
+
+def test_changed_training_code_restarts_instead_of_resuming(tmp_path, data, monkeypatch):
+    from notewise.pitch import settings as pitch_settings_module
+
+    out = tmp_path / "model"
+    train_pitch(tiny_settings(epochs=1), *data, out, progress=False)
+    stamp = (out / "checkpoint" / "settings.sha").read_text()
+    written = (out / "checkpoint" / "state.pth").stat().st_mtime_ns
+    monkeypatch.setattr(pitch_settings_module, "code_hash", lambda stage: "edited")
+    again = train_pitch(tiny_settings(epochs=1), *data, out, progress=False)
+    assert [r["epoch"] for r in again] == [0]
+    assert (out / "checkpoint" / "settings.sha").read_text() != stamp
+    assert (out / "checkpoint" / "state.pth").stat().st_mtime_ns != written  # trained again
+
+
+def test_code_hash_per_stage_names_unknown_stages():
+    from notewise.pitch.settings import CODE, code_hash
+
+    hashes = {stage: code_hash(stage) for stage in CODE}
+    assert len(set(hashes.values())) == len(CODE)
+    assert all(len(h) == 16 and int(h, 16) >= 0 for h in hashes.values())
+    assert code_hash("train") == hashes["train"]  # stable
+    with pytest.raises(KeyError, match="'predict'"):
+        code_hash("predict")
+
+
+def test_sine_mix_replaces_windows_with_labelled_sines():
+    import numpy as np
+
+    from notewise.data.bins import BinSpec
+    from notewise.pitch.train import SineMix
+
+    settings = tiny_settings()
+    mix = SineMix(1.0, settings["bins"], 44100, 4096, 1.5)
+    batch = {"waveform": torch.zeros(6, 1, 4096), "target_confidence": torch.zeros(6, 2048),
+             "target_energy": torch.zeros(6, 2048)}
+    torch.manual_seed(3)
+    out = mix.apply(batch)
+    assert batch["waveform"].abs().sum() == 0  # the input batch is left alone
+    spectrum = np.abs(np.fft.rfft(out["waveform"][:, 0].numpy() * np.hanning(4096), n=1 << 17))
+    peak_hz = spectrum.argmax(axis=1) * 44100 / (1 << 17)
+    label_bin = out["target_confidence"].argmax(dim=1).numpy()
+    np.testing.assert_allclose(label_bin, BinSpec().freq_to_bin(peak_hz), atol=1.0)
+    peak = out["target_confidence"].max(dim=1).values  # a Gaussian's value half a bin off: 0.946
+    assert ((peak >= np.exp(-0.25 / (2 * 1.5**2)) - 1e-6) & (peak <= 1.0)).all()
+    assert torch.allclose(out["target_energy"].sum(dim=1), torch.ones(6), atol=1e-4)
+    torch.manual_seed(3)
+    assert torch.equal(mix.apply(batch)["waveform"], out["waveform"])  # reproducible
+    assert SineMix(0.0, settings["bins"], 44100, 4096, 1.5).apply(batch) is batch

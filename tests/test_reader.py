@@ -135,7 +135,7 @@ def test_batch_loader_hands_errors_to_the_consumer(tmp_path):
     write_dataset(root, [8, 8])
     reader = DatasetReader(root)
     targets_path(root, 1).write_bytes(b"not a zip")
-    with pytest.raises(Exception, match="shard_00001|zip"):
+    with pytest.raises(ValueError, match="shard_00001.npz: unreadable targets"):
         for _ in BatchLoader(reader, ShardBatchSampler(reader, 4, shuffle=False), prefetch=2):
             pass
 
@@ -165,3 +165,15 @@ def test_preloaded_on_the_gpu(dataset, expected):
     check_batch({k: v.cpu() for k, v in batch.items()}, expected, np.array([70, 2, 30]))
     moved = next(iter(BatchLoader(DatasetReader(dataset), ShardBatchSampler(82, 4), device="cuda")))
     assert moved["waveform"].device.type == "cuda"
+
+
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_fast_target_reads_equal_zipfiles_at_any_deflate_level(tmp_path, level):
+    from notewise.data.reader import read_target_arrays
+    from notewise.data.shards import read_targets, write_shard
+
+    write_shard(tmp_path / "w.npy", tmp_path / "t.npz", fake_shard(16), compresslevel=level)
+    fast, checked = read_target_arrays(tmp_path / "t.npz"), read_targets(tmp_path / "t.npz")
+    for key in ("confs", "energies"):
+        assert fast[key].dtype == np.float16
+        assert fast[key].tobytes() == checked[key].tobytes()

@@ -164,3 +164,35 @@ def test_fast_float16_conversion_has_numpys_bits():
     np.testing.assert_array_equal(shards.to_float16(values).view(np.uint16), expected)
     targets = fake_shard(8).confs
     assert shards.to_float16(targets).tobytes() == targets.astype(np.float16).tobytes()
+
+
+def test_shard_jobs_do_not_import_torch(tmp_path):
+    """The commands the generation rules run (build-timbres, generate-shard, validate-shard,
+    validate-dataset, assemble-meta) start without torch: it costs seconds per job."""
+    from notewise.config import canonical_json
+
+    spec = {"seed": 3, "dataset": "t", "audio": {"sample_rate": 44100, "window": 4096},
+            "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0}, "labels": {"sigma_bins": 1.5},
+            "settings": {"kind": "random_polyphony", "polyphony": [2], "freq_range": [50.0, 500.0],
+                         "velocity_range": [0.5, 1.0], "onset_range": [-100, 100],
+                         "offset_max": 8192, "timbres": [0, 1]}}
+    d = tmp_path / "results" / "datasets" / "t"
+    steps = [
+        ["build-timbres", "--count", "4", "-o", str(tmp_path / "timbres.npz")],
+        ["generate-shard", "--spec", canonical_json({**spec, "start": 0, "count": 3}), "--timbres",
+         str(tmp_path / "timbres.npz"), "--waveforms", str(d / "waveforms" / "shard_00000.npy"),
+         "--targets", str(d / "targets" / "shard_00000.npz")],
+        ["validate-shard", "--spec", canonical_json(spec), "--waveforms",
+         str(d / "waveforms" / "shard_00000.npy"), "--targets", str(d / "targets" / "shard_00000.npz"),
+         "-o", str(d / "validation" / "shard_00000.json")],
+        ["validate-dataset", "--spec", canonical_json(spec), "--reports",
+         str(d / "validation" / "shard_00000.json"), "-o", str(d / "validation.json")],
+        ["assemble-meta", "--spec", canonical_json(spec), "--validation", str(d / "validation.json"),
+         "--code-hash", "x", "-o", str(d / "meta.json")],
+    ]
+    code = ("import sys, json\nfrom notewise.cli import main\n"
+            f"for argv in json.loads({json.dumps(json.dumps(steps))}):\n"
+            "    assert main(argv) == 0, argv\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert json.loads((d / "meta.json").read_text())["num_samples"] == 3

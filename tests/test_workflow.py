@@ -32,6 +32,9 @@ TINY_CONFIG = {
         "alpha": {"kind": "random_polyphony", "num_samples": 40, "shard_size": 16, "timbres": [0, 3, 5]},
         "beta": {"kind": "random_polyphony", "num_samples": 24, "shard_size": 16, "polyphony": [1, 2]},
     },
+    # rules/pitch.smk checks at parse time that the datasets it reads exist
+    "pitch_model": {"train": {"dataset": "alpha", "val_dataset": None},
+                    "evaluate": {"single_note_dataset": "beta", "polyphonic_dataset": "beta"}},
 }
 
 

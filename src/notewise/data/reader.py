@@ -11,7 +11,10 @@ arrays (a contiguous run is one slice copy), so a batch costs a few large copies
 ``batch_size`` small ones plus collation. ``ShardBatchSampler`` produces batches that stay within
 one shard (shuffled shard order, shuffled order inside each shard, sorted inside each batch), so
 each shard's targets are decompressed once per epoch; ``BatchLoader`` runs ``get_batch`` in a
-background thread and hands out ready tensors.
+background thread and hands out ready tensors, while a second thread inflates the next shard's
+targets. Targets are inflated straight from the zip members without zip's CRC pass
+(``read_target_arrays``): checking the bytes is validation's job, done when the data is built and
+by ``notewise check-dataset``; the reader trusts a validated dataset.
 
 The reader works in ``torch.utils.data.DataLoader`` workers: open files and caches are not
 pickled, each process reopens them lazily. Legacy V1 directories read through the same class.
@@ -60,20 +63,20 @@ ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, 22 bytes, name and extra field lengths
 
 
-def _member_bytes(buffer: memoryview, info: zipfile.ZipInfo, source: str) -> bytes | memoryview:
+def _member_bytes(buffer: memoryview, info: zipfile.ZipInfo) -> bytes | memoryview:
     """A zip member's uncompressed bytes without zipfile's CRC pass (stored: zero-copy)."""
     signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(buffer, info.header_offset)
     if signature != b"PK\x03\x04":
-        raise ValueError(f"{source}: bad zip local header for {info.filename}")
+        raise ValueError(f"bad zip local header for {info.filename}")
     start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
     raw = buffer[start: start + info.compress_size]
     if info.compress_type == zipfile.ZIP_STORED:
         return raw
     if info.compress_type != zipfile.ZIP_DEFLATED:
-        raise ValueError(f"{source}: {info.filename} uses zip compression {info.compress_type}")
+        raise ValueError(f"{info.filename} uses zip compression {info.compress_type}")
     data = zlib.decompress(raw, -zlib.MAX_WBITS, max(info.file_size, 1))
     if len(data) != info.file_size:
-        raise ValueError(f"{source}: {info.filename} inflates to {len(data)} bytes, not {info.file_size}")
+        raise ValueError(f"{info.filename} inflates to {len(data)} bytes, not {info.file_size}")
     return data
 
 
@@ -82,12 +85,16 @@ def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) ->
     (zlib releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
     validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC)."""
     raw = memoryview(Path(path).read_bytes())
-    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-        infos = {info.filename: info for info in archive.infolist()}
-    missing = [k for k in keys if f"{k}.npy" not in infos]
-    if missing:
-        raise ValueError(f"{path}: missing members {missing}")
-    return {k: npy_from_buffer(_member_bytes(raw, infos[f"{k}.npy"], str(path))) for k in keys}
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            infos = {info.filename: info for info in archive.infolist()}
+        missing = [k for k in keys if f"{k}.npy" not in infos]
+        if missing:
+            raise ValueError(f"missing members {missing}")
+        return {k: npy_from_buffer(_member_bytes(raw, infos[f"{k}.npy"])) for k in keys}
+    except (zipfile.BadZipFile, zlib.error, struct.error, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable targets ({type(exc).__name__}: {exc});"
+                         " `notewise check-dataset` tells what is damaged") from exc
 
 
 # --------------------------------------------------------------------------- dataset layout
@@ -515,9 +522,9 @@ class _ShardLookahead:
     """Decompresses the next shard's targets in a helper thread while the current shard's
     batches are gathered (zlib releases the GIL), for readers with ``prefetch_shard``.
 
-    The next shard (in order of first use) is loaded when a batch first touches a shard. A batch
-    may span two shards, so the cache must hold three (current, previous, next) for the
-    read-ahead not to evict what is still needed; with a smaller cache it is off."""
+    The next shard (in order of first use) is loaded once a batch that first touches a shard has
+    been read. A batch may span two shards, so the cache must hold three (current, previous,
+    next) for the read-ahead not to evict what is still needed; with a smaller cache it is off."""
 
     def __init__(self, reader):
         self.reader = reader
@@ -539,9 +546,11 @@ class _ShardLookahead:
             order.extend(new)
             seen.update(new)
         for indices, position in zip(batches, first_use):
+            yield indices
+            # after the batch that first uses shard ``order[position]`` has been read: the cache
+            # then holds what that batch needs as most recent, so the insert evicts an older one
             if position >= 0 and position + 1 < len(order):
                 self.pool.submit(self.reader.prefetch_shard, order[position + 1])
-            yield indices
 
     def close(self) -> None:
         if self.pool is not None:

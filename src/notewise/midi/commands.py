@@ -389,8 +389,8 @@ def cmd_generate(args) -> None:
     tokenizer = Tokenizer(vocab)
     prompt: list[int] = []
     if args.prompt:
+        # the whole prompt stays in the output; the model sees its last --context tokens
         prompt = [t for t in tokenize_midi(args.prompt, tokenizer).sequences[0] if t != EOS]
-        prompt = prompt[-(model.cfg.context - 1):]
     ids = generate(model, prompt, args.tokens, temperature=args.temperature, top_p=args.top_p,
                    seed=args.seed)
     score = tokenizer.decode(ids, max_gap_bars=args.max_gap_bars)

@@ -165,13 +165,18 @@ def quantize(raw: RawMidi, config: TokenizerConfig) -> Score:
         duration = 1 if n.drum else min(config.max_duration, max(1, to_step(n.end) - start))
         velocity = config.velocity_value(config.velocity_bin(n.velocity))
         notes.append(Note(start, duration, n.pitch, velocity, -1 if n.drum else n.program, n.drum))
-    notes = _dedupe_same_onset(notes)
-    notes = sorted(_one_note_per_key(notes), key=lambda n: (n.start, n.drum, n.program, n.pitch))
+    notes = canonical_notes(notes)
     last = notes[-1].start if notes else 0
     tempos = [t for t in _quantize_tempos(raw.tempos, to_step, config) if t[0] <= last]
     signatures = [s for s in _snap_signatures(raw.time_signatures, to_step, config)
                   if s.step <= last]
     return Score(notes, tempos, signatures)
+
+
+def canonical_notes(notes: list[Note]) -> list[Note]:
+    """One note per key at a time (see the module docstring), sorted as in a :class:`Score`."""
+    notes = _one_note_per_key(_dedupe_same_onset(notes))
+    return sorted(notes, key=lambda n: (n.start, n.drum, n.program, n.pitch))
 
 
 def _dedupe_same_onset(notes: list[Note]) -> list[Note]:

@@ -12,7 +12,9 @@ cost about two tokens (``Pitch``, ``Dur``) plus a shared ``Pos``. Notes at one p
 ordered (drums last, program, pitch).
 
 ``decode`` is total: any id sequence gives a score (what a sampled sequence needs). Out-of-place
-tokens are ignored; a ``Pitch`` without a ``Dur`` lasts one beat.
+tokens are ignored; a ``Pitch`` without a ``Dur`` lasts one beat; notes are made canonical as
+:func:`~notewise.midi.score.quantize` makes them (one note per key at a time), so the score
+written as MIDI reads back to the same notes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import groupby
 
-from .score import BarGrid, Note, Score, TimeSignature
+from .score import BarGrid, Note, Score, TimeSignature, canonical_notes
 from .vocab import BOS, EOS, Vocabulary
 
 
@@ -146,7 +148,7 @@ class _Decoder:
         return self._score()
 
     def _score(self) -> Score:
-        notes = sorted(self.notes, key=lambda n: (n.start, n.drum, n.program, n.pitch))
+        notes = canonical_notes(self.notes)  # a sampled sequence may repeat or overlap a key
         tempos = dict(self.tempos)  # a later tempo at the same step wins
         return Score(notes, sorted(tempos.items()), self.signatures)
 

@@ -190,7 +190,9 @@ class PitchModel(nn.Module):
         self.stem = nn.Conv1d(channels, c.width, 5, padding=2)
         self.blocks = nn.Sequential(*[ResidualBlock(c.width, c.kernel, d) for d in c.dilations])
         self.head_norm = nn.BatchNorm1d(c.width)
-        self.head = nn.Conv1d(c.width, 2, 1)
+        # the head also sees the front end itself: the exact spectral peak positions, for sub-bin
+        # accuracy the stack would otherwise have to carry through every block
+        self.head = nn.Conv1d(c.width + channels, 2, 1)
         with torch.no_grad():  # start from the prior "no note in this bin" (sigmoid = 1/400)
             self.head.bias[0] = CONFIDENCE_PRIOR_LOGIT
 
@@ -199,8 +201,9 @@ class PitchModel(nn.Module):
         return torch.cat([spec, self.position.expand(spec.shape[0], -1, -1)], dim=1)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.blocks(self.stem(self.features(waveform)))
-        out = self.head(F.gelu(self.head_norm(x)))
+        features = self.features(waveform)
+        x = self.blocks(self.stem(features))
+        out = self.head(torch.cat([F.gelu(self.head_norm(x)), features], dim=1))
         return out[:, 0], out[:, 1]
 
 

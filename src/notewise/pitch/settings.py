@@ -28,13 +28,14 @@ def _fill(schema: dict, value: Any) -> Any:
 def pitch_settings(config: dict) -> dict:
     """The ``pitch_model`` section of ``config`` (a full workflow config) with every default.
 
-    Also carries the ``audio`` and ``bins`` sections the model depends on, so the result is the
-    whole spec a pitch command needs.
+    Also carries the ``audio``, ``bins`` and ``labels`` sections the model and its training
+    depend on, so the result is the whole spec a pitch command needs.
     """
     schema = load_schema()["properties"]
     return {
         "audio": _fill(schema["audio"], config.get("audio", {})),
         "bins": _fill(schema["bins"], config.get("bins", {})),
+        "labels": _fill(schema["labels"], config.get("labels", {})),
         **_fill(schema["pitch_model"], config.get("pitch_model", {})),
     }
 
@@ -51,3 +52,28 @@ def model_config(settings: dict):
         "sample_rate": settings["audio"]["sample_rate"],
         "window": settings["audio"]["window"],
     })
+
+
+#: Source files (under ``src/notewise``) whose code decides each pitch rule's outputs: the rules
+#: take ``code_hash(stage)`` as a param, so editing them reruns the stage (and what follows it),
+#: and a resumable training checkpoint made by other code is discarded rather than resumed.
+CODE = {
+    "train": ("pitch/model.py", "pitch/loss.py", "pitch/train.py", "pitch/settings.py",
+              "training/harness.py", "training/checkpoint.py", "training/distributed.py"),
+    "evaluate": ("pitch/decode.py", "pitch/inference.py", "pitch/evaluate.py"),
+    "plots": ("pitch/plots.py",),
+}
+
+
+def code_hash(stage: str) -> str:
+    """16 hex digits of sha256 over the source of ``CODE[stage]``."""
+    import hashlib
+    from pathlib import Path
+
+    if stage not in CODE:
+        raise KeyError(f"no pitch stage {stage!r}; stages: {sorted(CODE)}")
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for name in CODE[stage]:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:16]

@@ -125,6 +125,55 @@ def add_noise(waveform: torch.Tensor, prob: float, snr_db: tuple[float, float]) 
     return waveform + scale * torch.randn_like(waveform)
 
 
+@dataclass(frozen=True)
+class SineMix:
+    """Replaces a random ``prob`` share of training windows by a steady pure sine (log-uniform
+    frequency over the bin range, random phase and level), labelled by the data pipeline's own
+    label writer as a note sounding through the window (confidence 1.0, all the energy).
+
+    The polyphonic sets draw from 100 timbres, one of them the pure sine, so without this the
+    model rarely sees a lone partial and hedges on it (it could be the 2nd harmonic of a tone
+    with a missing fundamental); the single-note and window-position evaluations are sines.
+    Uses torch's global generator, which the harness reseeds every epoch (reproducible).
+    """
+
+    prob: float
+    bins: dict
+    sample_rate: int
+    window: int
+    sigma: float
+
+    def targets(self, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from notewise.data.bins import BinSpec
+        from notewise.data.labels import write_targets
+
+        centres = BinSpec.from_dict(self.bins).freq_to_bin(freqs).astype(np.float64)
+        confs = np.zeros((len(freqs), self.bins["n_bins"]), np.float32)
+        energies = np.zeros_like(confs)
+        one = np.ones(1)
+        for row, centre in enumerate(centres):
+            write_targets(confs[row], energies[row], 1, centre[None], one, one,
+                          np.ones(1, np.bool_), 1.0, self.sigma)
+        return confs, energies
+
+    def apply(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        chosen = torch.nonzero(torch.rand(len(data["waveform"])) < self.prob).flatten()
+        if self.prob <= 0 or not len(chosen):
+            return data
+        draws = torch.rand(len(chosen), 3, dtype=torch.float64)
+        f_min, f_max = self.bins["f_min"], self.bins["f_max"]
+        freqs = f_min * (f_max / f_min) ** draws[:, 0]
+        t = torch.arange(self.window, dtype=torch.float64) / self.sample_rate
+        waves = (0.1 + 0.9 * draws[:, 2:3]) * torch.sin(
+            2 * torch.pi * freqs[:, None] * t + 2 * torch.pi * draws[:, 1:2])
+        confs, energies = self.targets(freqs.numpy())
+        out = {key: value.clone() for key, value in data.items()}
+        out["waveform"][chosen] = waves.to(out["waveform"].dtype).unsqueeze(1)
+        out["target_confidence"][chosen] = torch.from_numpy(confs)
+        out["target_energy"][chosen] = torch.from_numpy(energies)
+        return out
+
+
 class PitchTrainTask:
     """The harness task for the pitch model."""
 
@@ -132,8 +181,9 @@ class PitchTrainTask:
 
     def __init__(self, train: BatchSource, val: BatchSource | None, batch_size: int,
                  seed: int = 0, energy_weight: float = 1.0, noise_prob: float = 0.0,
-                 noise_snr_db: tuple[float, float] = (20.0, 50.0), prefetch: int = 2):
-        self.train, self.val, self.prefetch = train, val, prefetch
+                 noise_snr_db: tuple[float, float] = (20.0, 50.0), prefetch: int = 2,
+                 sines: SineMix | None = None):
+        self.train, self.val, self.prefetch, self.sines = train, val, prefetch, sines
         self.batch_size, self.seed = batch_size, seed
         self.energy_weight = energy_weight
         self.noise_prob, self.noise_snr_db = noise_prob, tuple(noise_snr_db)
@@ -149,7 +199,10 @@ class PitchTrainTask:
                       self.prefetch)
 
     def step(self, model: torch.nn.Module, batch: TimedBatch, device: torch.device) -> StepResult:
-        data = {k: v.to(device, non_blocking=True) for k, v in batch.data.items()}
+        data = batch.data
+        if model.training and self.sines is not None:
+            data = self.sines.apply(data)
+        data = {k: v.to(device, non_blocking=True) for k, v in data.items()}
         waveform = data["waveform"]
         if model.training:
             waveform = add_noise(waveform, self.noise_prob, self.noise_snr_db)
@@ -185,8 +238,12 @@ def open_dataset(path: str | Path, preload: bool, device: str | None = None) -> 
 
 
 def settings_fingerprint(settings: dict) -> str:
-    """What the checkpoint depends on; a change restarts training from scratch."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    """What the checkpoint depends on (settings and training code); a change restarts
+    training from scratch."""
+    from .settings import code_hash
+
+    text = json.dumps({"settings": settings, "code": code_hash("train")}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _prepare_checkpoint(ckpt_dir: Path, fingerprint: str) -> None:
@@ -215,7 +272,9 @@ def build_task(settings: dict, train_dir: str | Path, val_dir: str | Path | None
         open_dataset(val_dir, train["preload"], preload_device) if val_dir else None,
         batch_size=train["batch_size"], seed=train["seed"],
         energy_weight=train["energy_weight"], noise_prob=train["noise_prob"],
-        noise_snr_db=tuple(train["noise_snr_db"]))
+        noise_snr_db=tuple(train["noise_snr_db"]),
+        sines=SineMix(train["sine_prob"], settings["bins"], settings["audio"]["sample_rate"],
+                      settings["audio"]["window"], settings["labels"]["sigma_bins"]))
 
 
 def train_pitch(settings: dict, train_dir: str | Path, val_dir: str | Path | None,
