@@ -1,7 +1,7 @@
 """Pitch-model training throughput and the share of step time spent waiting for data.
 
-    .venv/bin/python bench/bench_pitch_train.py DATASET_DIR [--steps 30] [--batch-size 64]
-        [--threads 2] [--width 32] [--preload | --no-preload] [--amp auto]
+    .venv/bin/python bench/bench_pitch_train.py DATASET_DIR [--steps 30] [--batch-size 32]
+        [--threads 2] [--width 16] [--preload | --no-preload]
 
 Runs ``--steps`` optimizer steps of the real training task (``PitchTrainTask``: the data
 pipeline's ``ShardBatchSampler`` and ``BatchLoader`` over ``DatasetReader.get_batch``, noise
@@ -59,9 +59,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="a dataset directory (meta.json + shards)")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -5,8 +5,8 @@ of the workflow, writes ``snakemake --report report.html``, loads it in headless
 through the DevTools protocol over ``--remote-debugging-pipe``, no extra Python package) and
 checks that the page renders, that every pitch figure is embedded and displays as an image with a
 real size, that every result has its caption, and that the browser console reported no error.
-A screenshot goes to ``docs/report_screenshot.png`` when ``NOTEWISE_SCREENSHOT`` names a path (the
-committed one was taken from the default-config run, see docs/pitch_model.md).
+With ``NOTEWISE_SCREENSHOT=PATH`` it also saves a screenshot there (the committed
+``docs/report_screenshot.png`` was taken the same way from the default-config run's report).
 
 Skipped, saying so, when no Chromium binary is installed (Debian: ``apt-get install chromium``).
 """
@@ -180,7 +180,7 @@ RENDERED = """new Promise(done => {
 })"""
 
 SHOW_FIGURE = """(async () => {
-  app.showCategory('Pitch model');
+  app.setView({navbarMode: 'subcategory', category: 'Pitch model', subcategory: 'Figures'});
   await new Promise(tick => setTimeout(tick, 200));
   app.setView({content: 'img', contentPath: results[%(path)s].data_uri, resultPath: %(path)s});
   for (const start = Date.now(); Date.now() - start < 10000;) {

@@ -157,8 +157,10 @@ class SineMix:
         return confs, energies
 
     def apply(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.prob <= 0:
+            return data
         chosen = torch.nonzero(torch.rand(len(data["waveform"])) < self.prob).flatten()
-        if self.prob <= 0 or not len(chosen):
+        if not len(chosen):
             return data
         draws = torch.rand(len(chosen), 3, dtype=torch.float64)
         f_min, f_max = self.bins["f_min"], self.bins["f_max"]
@@ -167,10 +169,12 @@ class SineMix:
         waves = (0.1 + 0.9 * draws[:, 2:3]) * torch.sin(
             2 * torch.pi * freqs[:, None] * t + 2 * torch.pi * draws[:, 1:2])
         confs, energies = self.targets(freqs.numpy())
-        out = {key: value.clone() for key, value in data.items()}
-        out["waveform"][chosen] = waves.to(out["waveform"].dtype).unsqueeze(1)
-        out["target_confidence"][chosen] = torch.from_numpy(confs)
-        out["target_energy"][chosen] = torch.from_numpy(energies)
+        out = {key: value.clone() for key, value in data.items()}  # never write into a dataset
+        for key, rows in (("waveform", waves.unsqueeze(1)),
+                          ("target_confidence", torch.from_numpy(confs)),
+                          ("target_energy", torch.from_numpy(energies))):
+            target = out[key]
+            target[chosen.to(target.device)] = rows.to(target.device, target.dtype)
         return out
 
 
