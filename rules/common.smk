@@ -1,7 +1,17 @@
 # Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise.
 
-from notewise.config import canonical_json, check_config, generation_spec, shard_plan
-from notewise.data.codehash import generator_code_hash, timbre_code_hash
+import os
+from pathlib import Path
+
+import notewise.pitch
+from notewise import compute as _compute
+from notewise.config import canonical_json, check_config, generation_spec, load_schema, shard_plan
+from notewise.data.codehash import generator_code_hash, source_hash, timbre_code_hash
+from notewise.data.music import NOTES_FILE, music_settings
+from notewise.midi.corpus import has_split_dirs, user_corpus_files
+from notewise.pitch.settings import _fill as fill_defaults
+from notewise.pitch.settings import code_hash, pitch_settings
+
 
 FULL_CONFIG = check_config(config)
 DATASETS = list(config["datasets"])
@@ -41,7 +51,6 @@ def dataset_spec(wildcards):
 # `--group-components shards=N` packs N shards into one cluster job. Cheap bookkeeping rules
 # (seconds, little memory) run inside the main snakemake process, never as cluster jobs.
 
-from notewise import compute as _compute
 
 COMPUTE = _compute.compute_settings(config)
 PARTITION = {"slurm_partition": COMPUTE["partition"]} if COMPUTE["partition"] else {}
@@ -80,3 +89,119 @@ localrules:
 
 
 torchrun_launcher = _compute.torchrun_launcher
+
+
+# MIDI language model (rules/midi.smk): the `midi:` section, defaults filled in by the schema.
+
+
+MIDI = config["midi"]
+
+
+def midi_source_dir(split):
+    """Directory holding the MIDI files of ``split`` (waits for the export of the Bach corpus)."""
+    if MIDI["corpus"] == "bach":
+        return f"{checkpoints.midi_export_corpus.get().output[0]}/{split}"
+    return f"{MIDI['corpus']}/{split}" if has_split_dirs(MIDI["corpus"]) else MIDI["corpus"]
+
+
+def midi_names(split):
+    if MIDI["corpus"] == "bach":
+        return sorted(p.name for p in Path(midi_source_dir(split)).glob("*.mid"))
+    return user_corpus_files(MIDI["corpus"], MIDI["val_percent"])[split]
+
+
+def midi_token_files(split):
+    return [f"results/midi/tokens/{split}/{name}.json" for name in midi_names(split)]
+
+
+def midi_train_options():
+    train, model = MIDI["train"], MIDI["model"]
+    options = [
+        f"-m {train['min_sequence_length']}", f"-e {train['max_sequence_length']}",
+        f"-b {train['max_batch_size']}", f"-l {train['lr']}", f"-w {train['weight_decay']}",
+        f"--warmup-steps {train['warmup_steps']}", f"--seed {train['seed']}",
+        f"--amp {train['amp']}", f"--d-model {model['d_model']}", f"--layers {model['layers']}",
+        f"--heads {model['heads']}", f"--context {model['context']}",
+        f"--dropout {model['dropout']}",
+    ]
+    return " ".join(options + ([f"--device {train['device']}"] if train["device"] else []))
+
+
+# Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).
+
+
+MUSIC_HASH = source_hash(("music", "augment"))
+#: The matrix rules rerun when the code that trains or scores their models changes.
+MATRIX_CODE = source_hash(("matrix", "model", "loss", "train", "settings", "decode", "inference",
+                           "evaluate"), directory=Path(notewise.pitch.__file__).parent)
+MATRIX = fill_defaults(load_schema()["properties"]["music_matrix"], config.get("music_matrix", {}))
+MATRIX_MODELS = list(MATRIX["models"])
+
+
+wildcard_constraints:
+    matrix_model="|".join(MATRIX_MODELS) or "-",
+
+
+def is_music(dataset):
+    return config["datasets"][dataset]["kind"] == "midi_render"
+
+
+def music_notes_input(dataset):
+    """generate_shard's extra input: a midi_render dataset's notes.npz (nothing for the others)."""
+    return [os.path.join(DATASET_DIR.format(dataset=dataset), NOTES_FILE)] if is_music(dataset) else []
+
+
+def music_code_hash(dataset):
+    """A hash of the music generator's source for midi_render shards ('' for the others)."""
+    return MUSIC_HASH if is_music(dataset) else ""
+
+
+def music_corpus_dir(wildcards):
+    corpus = music_settings(config["datasets"][wildcards.dataset])["corpus"]
+    return rules.midi_export_corpus.output[0] if corpus == "bach" else corpus
+
+
+def matrix_dataset_dirs(names):
+    for name in names:
+        if name not in config["datasets"]:
+            raise WorkflowError(f"music_matrix names dataset {name!r}, which config.datasets lacks")
+    return [DATASET_DIR.format(dataset=name) for name in names]
+
+
+MATRIX_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
+                              "pitch_model": config.get("pitch_model", {}),
+                              "music_matrix": MATRIX})
+MATRIX_EVAL_NAMES = list(MATRIX["eval"])
+
+
+def matrix_eval_dirs(wildcards=None):
+    return matrix_dataset_dirs(MATRIX["eval"].values())
+
+
+def meta_files(dataset_dirs):
+    return [os.path.join(d, "meta.json") for d in dataset_dirs]
+
+
+# Pitch model (rules/pitch.smk): the `pitch_model:` section with its defaults.
+
+PITCH = pitch_settings(config)
+
+
+def pitch_dataset(name):
+    """Directory of a dataset the pitch rules read (its meta.json is the rule's input)."""
+    if name not in config["datasets"]:
+        raise WorkflowError(f"pitch_model names dataset {name!r}, which config.datasets lacks")
+    return DATASET_DIR.format(dataset=name)
+
+
+def pitch_spec(*sections):
+    """The settings a pitch command needs, as JSON (a Snakemake param: a change reruns)."""
+    return canonical_json({"audio": PITCH["audio"], "bins": PITCH["bins"],
+                           "labels": PITCH["labels"],
+                           "pitch_model": {s: PITCH[s] for s in sections}})
+
+
+PITCH_TRAIN_DIR = pitch_dataset(PITCH["train"]["dataset"])
+PITCH_VAL_DIR = pitch_dataset(PITCH["train"]["val_dataset"]) if PITCH["train"]["val_dataset"] else None
+PITCH_SINGLE_DIR = pitch_dataset(PITCH["evaluate"]["single_note_dataset"])
+PITCH_POLY_DIR = pitch_dataset(PITCH["evaluate"]["polyphonic_dataset"])

@@ -2,61 +2,16 @@
 # generated sample. Target: midi_lm. Settings: the `midi:` section of config.yaml.
 #
 # One midi_tokenize job per MIDI file, so a cache is rebuilt only when its MIDI file (or the
-# vocabulary) changes. Training writes its resumable checkpoint to MIDI_CKPT, which is not a
-# declared output (Snakemake deletes outputs before a job runs): an interrupted or extended
+# vocabulary) changes. Training writes its resumable checkpoint to results/models/midi/checkpoint,
+# which is not a declared output (Snakemake deletes outputs before a job runs): an interrupted or extended
 # (more epochs) training job resumes; changed settings or data start it over.
 
-from pathlib import Path
-
-from notewise.midi.cache import MIDI_SUFFIXES
-from notewise.midi.corpus import split_of
-
-MIDI = config["midi"]  # defaults filled in by the schema (workflow/schemas/config.schema.yaml)
-MIDI_CORPUS = MIDI["corpus"]
-MIDI_SPLITS = ("train", "val")
-MIDI_RESULTS = "results/midi"
-MIDI_MODEL = "results/models/midi"
-MIDI_CKPT = MIDI_MODEL + "/checkpoint"
-MIDI_VOCAB = MIDI_RESULTS + "/vocab.json"
-
-
-wildcard_constraints:
-    midi_split="train|val",
-
-
-def midi_user_corpus():
-    """{split: [relative paths]} of a user's MIDI directory (see the schema's midi.corpus)."""
-    root = Path(MIDI_CORPUS)
-    if not root.is_dir():
-        raise WorkflowError(f"midi.corpus: {MIDI_CORPUS!r} is neither 'bach' nor a directory")
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        return {s: [f[len(s) + 1:] for f in files if f.startswith(s + "/")] for s in MIDI_SPLITS}
-    return {s: [f for f in files if split_of(f, MIDI["val_percent"]) == s] for s in MIDI_SPLITS}
-
-
-def midi_source_dir(split):
-    """Directory holding the MIDI files of ``split`` (waits for the export of the Bach corpus)."""
-    if MIDI_CORPUS == "bach":
-        return f"{checkpoints.midi_export_corpus.get().output[0]}/{split}"
-    root = Path(MIDI_CORPUS)
-    return str(root / split) if (root / "train").is_dir() and (root / "val").is_dir() else str(root)
-
-
-def midi_names(split):
-    if MIDI_CORPUS == "bach":
-        return sorted(p.name for p in Path(midi_source_dir(split)).glob("*.mid"))
-    return midi_user_corpus()[split]
-
-
-def midi_token_files(split):
-    return [f"{MIDI_RESULTS}/tokens/{split}/{name}.json" for name in midi_names(split)]
+# Helpers (midi_source_dir, midi_token_files, midi_train_options) live in rules/common.smk.
 
 
 checkpoint midi_export_corpus:
     output:
-        directory(MIDI_RESULTS + "/corpus"),
+        directory("results/midi/corpus"),
     params:
         limit=f"--limit {MIDI['corpus_limit']}" if MIDI["corpus_limit"] else "",
         val_percent=MIDI["val_percent"],
@@ -74,7 +29,7 @@ checkpoint midi_export_corpus:
 
 rule midi_vocab:
     output:
-        MIDI_VOCAB,
+        "results/midi/vocab.json",
     params:
         tok=MIDI["tokenizer"],
         sustain="" if MIDI["tokenizer"]["sustain"] else "--no-sustain",
@@ -94,9 +49,9 @@ rule midi_vocab:
 rule midi_tokenize:
     input:
         midi=lambda wc: f"{midi_source_dir(wc.midi_split)}/{wc.name}",
-        vocab=MIDI_VOCAB,
+        vocab="results/midi/vocab.json",
     output:
-        MIDI_RESULTS + "/tokens/{midi_split}/{name}.json",
+        "results/midi/tokens/{midi_split}/{name}.json",
     params:
         read=MIDI["read"],
     log:
@@ -112,34 +67,21 @@ rule midi_tokenize:
         " --timeout {params.read[timeout]} --max-bytes {params.read[max_bytes]} > {log:q} 2>&1"
 
 
-def midi_train_options():
-    train, model = MIDI["train"], MIDI["model"]
-    options = [
-        f"-m {train['min_sequence_length']}", f"-e {train['max_sequence_length']}",
-        f"-b {train['max_batch_size']}", f"-l {train['lr']}", f"-w {train['weight_decay']}",
-        f"--warmup-steps {train['warmup_steps']}", f"--seed {train['seed']}",
-        f"--amp {train['amp']}", f"--d-model {model['d_model']}", f"--layers {model['layers']}",
-        f"--heads {model['heads']}", f"--context {model['context']}",
-        f"--dropout {model['dropout']}",
-    ]
-    return " ".join(options + ([f"--device {train['device']}"] if train["device"] else []))
-
-
 rule midi_train:
     input:
         train=lambda wc: midi_token_files("train"),
         val=lambda wc: midi_token_files("val"),
-        vocab=MIDI_VOCAB,
+        vocab="results/midi/vocab.json",
     output:
-        model=f"{MIDI_MODEL}/model.pth",
-        metrics=f"{MIDI_MODEL}/metrics.json",
-        model_config=f"{MIDI_MODEL}/model_config.json",
-        vocab=f"{MIDI_MODEL}/vocab.json",
-        data_summary=f"{MIDI_MODEL}/data_summary.json",
-        metrics_plot=f"{MIDI_MODEL}/metrics.png",
+        model="results/models/midi/model.pth",
+        metrics="results/models/midi/metrics.json",
+        model_config="results/models/midi/model_config.json",
+        vocab="results/models/midi/vocab.json",
+        data_summary="results/models/midi/data_summary.json",
+        metrics_plot="results/models/midi/metrics.png",
     params:
-        ckpt=MIDI_CKPT,
-        model_dir=MIDI_MODEL,
+        ckpt=lambda wc, output: os.path.join(os.path.dirname(output.model), "checkpoint"),
+        model_dir=lambda wc, output: os.path.dirname(output.model),
         epochs=MIDI["train"]["epochs"],
         options=midi_train_options(),
         launcher=torchrun_launcher(MIDI["train"]["nproc"], 2),
@@ -162,13 +104,13 @@ rule midi_train:
 
 rule midi_evaluate:
     input:
-        model=f"{MIDI_MODEL}/model.pth",
+        model="results/models/midi/model.pth",
         val=lambda wc: midi_token_files("val"),
     output:
-        report(MIDI_RESULTS + "/eval.json", caption="../workflow/report/midi_eval.rst",
+        report("results/midi/eval.json", caption="../workflow/report/midi_eval.rst",
                category="MIDI language model"),
     params:
-        model_dir=MIDI_MODEL,
+        model_dir=lambda wc, input: os.path.dirname(input.model),
         budget=MIDI["train"]["max_batch_size"],
     log:
         "results/logs/midi_evaluate/all.log",
@@ -183,7 +125,7 @@ rule midi_evaluate:
 
 rule midi_plot:
     input:
-        f"{MIDI_MODEL}/metrics.json",
+        "results/models/midi/metrics.json",
     output:
         report("results/plots/midi_training.png", caption="../workflow/report/midi_training.rst",
                category="MIDI language model"),
@@ -199,12 +141,12 @@ rule midi_plot:
 
 rule midi_generate:
     input:
-        model=f"{MIDI_MODEL}/model.pth",
+        model="results/models/midi/model.pth",
     output:
-        report(MIDI_RESULTS + "/samples/sample.mid", caption="../workflow/report/midi_sample.rst",
+        report("results/midi/samples/sample.mid", caption="../workflow/report/midi_sample.rst",
                category="MIDI language model"),
     params:
-        model_dir=MIDI_MODEL,
+        model_dir=lambda wc, input: os.path.dirname(input.model),
         gen=MIDI["generate"],
     log:
         "results/logs/midi_generate/all.log",
@@ -222,7 +164,7 @@ rule midi_generate:
 rule midi_pianoroll:
     input:
         midi=rules.midi_generate.output[0],
-        vocab=MIDI_VOCAB,
+        vocab="results/midi/vocab.json",
     output:
         report("results/plots/midi_sample.png", caption="../workflow/report/midi_sample_roll.rst",
                category="MIDI language model"),

@@ -7,51 +7,14 @@
 # music_code_hash below. Target for the matrix: pitch_matrix (models trained on random /
 # music-driven / mixed data x evaluation sets; settings under music_matrix: in config.yaml).
 
-from pathlib import Path
-
-import notewise.pitch
-from notewise.config import canonical_json, load_schema
-from notewise.data.codehash import source_hash
-from notewise.data.music import NOTES_FILE, music_settings
-from notewise.pitch.settings import _fill as fill_defaults
-
-MUSIC_HASH = source_hash(("music", "augment"))
-#: The matrix rules rerun when the code that trains or scores their models changes.
-MATRIX_CODE = source_hash(("matrix", "model", "loss", "train", "settings", "decode", "inference",
-                           "evaluate"), directory=Path(notewise.pitch.__file__).parent)
-MATRIX = fill_defaults(load_schema()["properties"]["music_matrix"], config.get("music_matrix", {}))
-MATRIX_MODELS = list(MATRIX["models"])
-MATRIX_RESULTS = "results/music"
-
-
-wildcard_constraints:
-    matrix_model="|".join(MATRIX_MODELS) or "-",
-
-
-def is_music(dataset):
-    return config["datasets"][dataset]["kind"] == "midi_render"
-
-
-def music_notes_input(dataset):
-    """generate_shard's extra input: a midi_render dataset's notes.npz (nothing for the others)."""
-    return [DATASET_DIR.format(dataset=dataset) + "/" + NOTES_FILE] if is_music(dataset) else []
-
-
-def music_code_hash(dataset):
-    """A hash of the music generator's source for midi_render shards ('' for the others)."""
-    return MUSIC_HASH if is_music(dataset) else ""
-
-
-def music_corpus_dir(wildcards):
-    corpus = music_settings(config["datasets"][wildcards.dataset])["corpus"]
-    return rules.midi_export_corpus.output[0] if corpus == "bach" else corpus
+# Helpers (music_notes_input, music_corpus_dir, matrix_dataset_dirs, ...) live in rules/common.smk.
 
 
 rule music_notes:
     input:
         corpus=music_corpus_dir,
     output:
-        DATASET_DIR + "/" + NOTES_FILE,
+        "results/datasets/{dataset}/notes.npz",
     params:
         split=lambda wc: music_settings(config["datasets"][wc.dataset])["split"],
         val_percent=lambda wc: music_settings(config["datasets"][wc.dataset])["val_percent"],
@@ -67,35 +30,17 @@ rule music_notes:
         " --val-percent {params.val_percent} --workers {threads} -o {output} 2> {log}"
 
 
-def matrix_dataset_dirs(names):
-    for name in names:
-        if name not in config["datasets"]:
-            raise WorkflowError(f"music_matrix names dataset {name!r}, which config.datasets lacks")
-    return [DATASET_DIR.format(dataset=name) for name in names]
-
-
-MATRIX_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
-                              "pitch_model": config.get("pitch_model", {}),
-                              "music_matrix": MATRIX})
-MATRIX_EVAL_NAMES = list(MATRIX["eval"])
-
-
-def matrix_eval_dirs(wildcards=None):
-    return matrix_dataset_dirs(MATRIX["eval"].values())
-
-
 rule matrix_train:
     input:
-        lambda wc: [d + "/meta.json"
-                    for d in matrix_dataset_dirs(MATRIX["models"][wc.matrix_model])],
+        lambda wc: meta_files(matrix_dataset_dirs(MATRIX["models"][wc.matrix_model])),
     output:
-        model=MATRIX_RESULTS + "/models/{matrix_model}/model.pth",
-        metrics=MATRIX_RESULTS + "/models/{matrix_model}/metrics.json",
+        model="results/music/models/{matrix_model}/model.pth",
+        metrics="results/music/models/{matrix_model}/metrics.json",
     params:
         spec=MATRIX_SPEC,
         code=MATRIX_CODE,
         dirs=lambda wc: matrix_dataset_dirs(MATRIX["models"][wc.matrix_model]),
-        out=MATRIX_RESULTS + "/models/{matrix_model}",
+        out=lambda wc, output: os.path.dirname(output.model),
     threads: 1
     log:
         "results/logs/matrix_train/{matrix_model}.log",
@@ -111,9 +56,9 @@ rule matrix_train:
 rule matrix_evaluate:
     input:
         model=rules.matrix_train.output.model,
-        sets=lambda wc: [d + "/meta.json" for d in matrix_eval_dirs()],
+        sets=lambda wc: meta_files(matrix_eval_dirs()),
     output:
-        MATRIX_RESULTS + "/eval/{matrix_model}.json",
+        "results/music/eval/{matrix_model}.json",
     params:
         spec=MATRIX_SPEC,
         code=MATRIX_CODE,
@@ -136,7 +81,7 @@ rule matrix_table:
     input:
         expand(rules.matrix_evaluate.output[0], matrix_model=MATRIX_MODELS),
     output:
-        csv=report(MATRIX_RESULTS + "/pitch_matrix.csv",
+        csv=report("results/music/pitch_matrix.csv",
                    caption="../workflow/report/music_matrix_table.rst",
                    category="Music-driven data"),
         figure=report("results/plots/music/pitch_matrix.png",

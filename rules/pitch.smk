@@ -1,60 +1,29 @@
 # Pitch model: train -> evaluate -> plots. Target: pitch_model. Settings: the `pitch_model:`
 # section of config.yaml (defaults and meaning in workflow/schemas/config.schema.yaml).
 #
-# Training writes its resumable checkpoint to PITCH_MODEL/checkpoint, which is not a declared
+# Training writes its resumable checkpoint to results/models/pitch/checkpoint, which is not a declared
 # output (Snakemake deletes outputs before a job runs): an interrupted job resumes; changed
 # settings start it over. Each rule gets only the settings it uses (params), so changing, say,
 # the plots' settings redraws the plots without retraining; likewise each rule's `code` param
 # hashes the source it depends on (notewise.pitch.settings.CODE).
 
-from notewise.config import canonical_json
-from notewise.pitch.settings import code_hash, pitch_settings
-
-PITCH = pitch_settings(config)
-PITCH_MODEL = "results/models/pitch"
-PITCH_EVAL = "results/eval/pitch"
-PITCH_PLOTS = "results/plots/pitch"
-
-
-def pitch_dataset(name):
-    """Directory of a dataset the pitch rules read (its meta.json is the rule's input)."""
-    if name not in config["datasets"]:
-        raise WorkflowError(f"pitch_model names dataset {name!r}, which config.datasets lacks")
-    return DATASET_DIR.format(dataset=name)
-
-
-def pitch_spec(*sections):
-    """The settings a pitch command needs, as JSON (a Snakemake param: a change reruns)."""
-    return canonical_json({"audio": PITCH["audio"], "bins": PITCH["bins"],
-                           "labels": PITCH["labels"],
-                           "pitch_model": {s: PITCH[s] for s in sections}})
-
-
-def pitch_launcher(nproc, threads):
-    """``notewise`` in one process, or under torchrun (DDP) in ``nproc``."""
-    if nproc > 1:
-        return f"torchrun --standalone --nproc-per-node {nproc} -m notewise"
-    return f"OMP_NUM_THREADS={threads} notewise"
-
-
-PITCH_TRAIN_DIR = pitch_dataset(PITCH["train"]["dataset"])
-PITCH_VAL_DIR = pitch_dataset(PITCH["train"]["val_dataset"]) if PITCH["train"]["val_dataset"] else None
-PITCH_SINGLE_DIR = pitch_dataset(PITCH["evaluate"]["single_note_dataset"])
-PITCH_POLY_DIR = pitch_dataset(PITCH["evaluate"]["polyphonic_dataset"])
+# Helpers (pitch_spec, pitch_dataset and the PITCH_* dataset directories) live in rules/common.smk.
 
 
 rule train_pitch:
     input:
-        train=PITCH_TRAIN_DIR + "/meta.json",
-        val=[PITCH_VAL_DIR + "/meta.json"] if PITCH_VAL_DIR else [],
+        train=os.path.join(PITCH_TRAIN_DIR, "meta.json"),
+        val=meta_files([PITCH_VAL_DIR] if PITCH_VAL_DIR else []),
     output:
-        model=PITCH_MODEL + "/model.pth",
-        metrics=PITCH_MODEL + "/metrics.json",
-        config=PITCH_MODEL + "/model_config.json",
+        model="results/models/pitch/model.pth",
+        metrics="results/models/pitch/metrics.json",
+        config="results/models/pitch/model_config.json",
     params:
         spec=pitch_spec("model", "train"),
         code=code_hash("train"),
-        launcher=pitch_launcher(PITCH["train"]["nproc"], PITCH["train"]["threads"]),
+        launcher=torchrun_launcher(PITCH["train"]["nproc"], PITCH["train"]["threads"]),
+        train_dir=lambda wc, input: os.path.dirname(input.train),
+        out=lambda wc, output: os.path.dirname(output.model),
         val=f"--val {PITCH_VAL_DIR}" if PITCH_VAL_DIR else "",
     threads: PITCH["train"]["threads"]
     resources:
@@ -66,35 +35,38 @@ rule train_pitch:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "{params.launcher} train-pitch --spec {params.spec:q} --train {PITCH_TRAIN_DIR}"
-        " {params.val} -o {PITCH_MODEL} --no-progress 2> {log}"
+        "{params.launcher} train-pitch --spec {params.spec:q} --train {params.train_dir}"
+        " {params.val} -o {params.out} --no-progress 2> {log}"
 
 
 rule evaluate_pitch:
     input:
         model=rules.train_pitch.output.model,
         config=rules.train_pitch.output.config,
-        single=PITCH_SINGLE_DIR + "/meta.json",
-        poly=PITCH_POLY_DIR + "/meta.json",
+        single=os.path.join(PITCH_SINGLE_DIR, "meta.json"),
+        poly=os.path.join(PITCH_POLY_DIR, "meta.json"),
     output:
-        summary=report(PITCH_EVAL + "/summary.json", caption="../workflow/report/pitch_summary.rst",
+        summary=report("results/eval/pitch/summary.json", caption="../workflow/report/pitch_summary.rst",
                        category="Pitch model", subcategory="Tables"),
-        by_polyphony=report(PITCH_EVAL + "/polyphonic_by_polyphony.csv",
+        by_polyphony=report("results/eval/pitch/polyphonic_by_polyphony.csv",
                             caption="../workflow/report/pitch_by_polyphony_table.rst",
                             category="Pitch model", subcategory="Tables"),
-        by_class=report(PITCH_EVAL + "/polyphonic_by_class.csv",
+        by_class=report("results/eval/pitch/polyphonic_by_class.csv",
                         caption="../workflow/report/pitch_by_class_table.rst",
                         category="Pitch model", subcategory="Tables"),
-        position=report(PITCH_EVAL + "/window_position.csv",
+        position=report("results/eval/pitch/window_position.csv",
                         caption="../workflow/report/pitch_position_table.rst",
                         category="Pitch model", subcategory="Tables"),
-        by_octave=report(PITCH_EVAL + "/single_note_by_octave.csv",
+        by_octave=report("results/eval/pitch/single_note_by_octave.csv",
                          caption="../workflow/report/pitch_octave_table.rst",
                          category="Pitch model", subcategory="Tables"),
-        predictions=PITCH_EVAL + "/single_note_predictions.csv",
+        predictions="results/eval/pitch/single_note_predictions.csv",
     params:
         spec=pitch_spec("decode", "evaluate"),
         code=code_hash("evaluate"),
+        single=lambda wc, input: os.path.dirname(input.single),
+        poly=lambda wc, input: os.path.dirname(input.poly),
+        out=lambda wc, output: os.path.dirname(output.summary),
     threads: 2
     resources:
         **training_resources("evaluate_pitch", PITCH["evaluate"]["device"], 1),
@@ -106,8 +78,8 @@ rule evaluate_pitch:
         "../envs/notewise.yaml"
     shell:
         "OMP_NUM_THREADS={threads} notewise evaluate-pitch --spec {params.spec:q}"
-        " --checkpoint {input.model} --single-note {PITCH_SINGLE_DIR}"
-        " --polyphonic {PITCH_POLY_DIR} -o {PITCH_EVAL} 2> {log}"
+        " --checkpoint {input.model} --single-note {params.single}"
+        " --polyphonic {params.poly} -o {params.out} 2> {log}"
 
 
 rule plot_pitch:
@@ -115,24 +87,27 @@ rule plot_pitch:
         metrics=rules.train_pitch.output.metrics,
         model=rules.train_pitch.output.model,
         summary=rules.evaluate_pitch.output.summary,
-        examples=PITCH_POLY_DIR + "/meta.json",
+        examples=os.path.join(PITCH_POLY_DIR, "meta.json"),
     output:
-        report(PITCH_PLOTS + "/loss_curves.png", caption="../workflow/report/pitch_loss.rst",
+        report("results/plots/pitch/loss_curves.png", caption="../workflow/report/pitch_loss.rst",
                category="Pitch model", subcategory="Figures"),
-        report(PITCH_PLOTS + "/f_measure_by_polyphony.png",
+        report("results/plots/pitch/f_measure_by_polyphony.png",
                caption="../workflow/report/pitch_polyphony.rst",
                category="Pitch model", subcategory="Figures"),
-        report(PITCH_PLOTS + "/window_position.png",
+        report("results/plots/pitch/window_position.png",
                caption="../workflow/report/pitch_position.rst",
                category="Pitch model", subcategory="Figures"),
-        report(PITCH_PLOTS + "/f0_scatter.png", caption="../workflow/report/pitch_scatter.rst",
+        report("results/plots/pitch/f0_scatter.png", caption="../workflow/report/pitch_scatter.rst",
                category="Pitch model", subcategory="Figures"),
-        report(PITCH_PLOTS + "/example_windows.png",
+        report("results/plots/pitch/example_windows.png",
                caption="../workflow/report/pitch_examples.rst",
                category="Pitch model", subcategory="Figures"),
     params:
         spec=pitch_spec("evaluate", "plots"),
         code=code_hash("plots"),
+        eval_dir=lambda wc, input: os.path.dirname(input.summary),
+        examples=lambda wc, input: os.path.dirname(input.examples),
+        out=lambda wc, output: os.path.dirname(output[0]),
     log:
         "results/logs/plot_pitch/all.log",
     benchmark:
@@ -141,8 +116,8 @@ rule plot_pitch:
         "../envs/notewise.yaml"
     shell:
         "OMP_NUM_THREADS=1 notewise plot-pitch --spec {params.spec:q} --metrics {input.metrics}"
-        " --eval-dir {PITCH_EVAL} --checkpoint {input.model} --examples {PITCH_POLY_DIR}"
-        " -o {PITCH_PLOTS} 2> {log}"
+        " --eval-dir {params.eval_dir} --checkpoint {input.model} --examples {params.examples}"
+        " -o {params.out} 2> {log}"
 
 
 rule pitch_model:

@@ -72,3 +72,25 @@ def export_bach(out_dir: str | os.PathLike, *, limit: int | None = None, workers
             failed[src] = error
     counts = {split: len(list((out_dir / split).glob("*.mid"))) for split in SPLITS}
     return {"sources": len(jobs), "exported": len(jobs) - len(failed), "failed": failed, **counts}
+
+
+def user_corpus_files(root: str | os.PathLike, val_percent: int = 20) -> dict[str, list[str]]:
+    """{split: MIDI paths relative to its split's directory} of a user's MIDI directory.
+
+    A directory with ``train/`` and ``val/`` subdirectories keeps that split; any other is split
+    by :func:`split_of` on each file's path relative to ``root``.
+    """
+    from notewise.midi.cache import MIDI_SUFFIXES
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"midi.corpus: {str(root)!r} is neither 'bach' nor a directory")
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
+    if has_split_dirs(root):
+        return {s: [f[len(s) + 1:] for f in files if f.startswith(s + "/")] for s in SPLITS}
+    return {s: [f for f in files if split_of(f, val_percent) == s] for s in SPLITS}
+
+
+def has_split_dirs(root: str | os.PathLike) -> bool:
+    return all((Path(root) / split).is_dir() for split in SPLITS)
