@@ -60,6 +60,6 @@ def test_rules_carry_the_resources_in_a_dry_run(tmp_path):
     text = out.stdout + out.stderr
     train = text[text.index("rule train_pitch:"):]
     assert "gpu=2" in train and "slurm_partition=gpu" in train and "mem_mb=16000" in train
-    assert "torchrun --standalone --nproc-per-node 2 -m notewise train-pitch" in train
+    assert "torchrun --standalone --nproc_per_node 2 -m notewise train-pitch" in train
     shard = text[text.index("rule generate_shard:"):]
     assert "mem_mb=" in shard.split("rule ", 2)[1]
