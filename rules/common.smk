@@ -5,11 +5,11 @@ from pathlib import Path
 
 import notewise.pitch
 from notewise import compute as _compute
-from notewise.config import canonical_json, check_config, generation_spec, load_schema, shard_plan
+from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
+                             load_schema, shard_plan)
 from notewise.data.codehash import generator_code_hash, source_hash, timbre_code_hash
 from notewise.data.music import NOTES_FILE, music_settings
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
-from notewise.pitch.settings import _fill as fill_defaults
 from notewise.pitch.settings import code_hash, pitch_settings
 
 

@@ -11,25 +11,12 @@ from __future__ import annotations
 
 import math
 
-from notewise.config import load_schema, shard_plan
-
-
-def _fill(schema: dict, value):
-    """``value`` with the schema's defaults filled in, recursively (objects only)."""
-    if schema.get("type") != "object" or not isinstance(value, dict):
-        return value
-    out = dict(value)
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out and "default" in sub:
-            out[key] = sub["default"]
-        if key in out:
-            out[key] = _fill(sub, out[key])
-    return out
+from notewise.config import fill_defaults, load_schema, shard_plan
 
 
 def compute_settings(config: dict) -> dict:
     """The ``compute`` section of ``config`` with every default."""
-    return _fill(load_schema()["properties"]["compute"], config.get("compute") or {})
+    return fill_defaults(load_schema()["properties"]["compute"], config.get("compute") or {})
 
 
 def shard_count(config: dict, dataset: str, shard: int) -> int:

@@ -35,6 +35,19 @@ def load_schema() -> dict:
         return yaml.safe_load(fh)
 
 
+def fill_defaults(schema: dict, value: Any) -> Any:
+    """A copy of ``value`` with the defaults of ``schema`` filled in, recursively through objects."""
+    if not isinstance(value, dict):
+        return value
+    out = copy.deepcopy(value)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out:
+            out[key] = fill_defaults(sub, out[key])
+    return out
+
+
 def _property_defaults(properties: dict) -> dict:
     return {key: sub["default"] for key, sub in properties.items() if "default" in sub}
 

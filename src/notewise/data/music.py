@@ -186,22 +186,10 @@ def build_corpus_file(root, split: str, output, val_percent: int = 20,
 
 def music_settings(settings: dict) -> dict:
     """``settings`` of a midi_render dataset with the schema's nested defaults filled in."""
-    from notewise.config import load_schema
+    from notewise.config import fill_defaults, load_schema
 
     schema = load_schema()["$defs"]["midi_render"]
-    return _fill(schema, settings)
-
-
-def _fill(schema: dict, value):
-    if not isinstance(value, dict):
-        return value
-    out = copy.deepcopy(value)
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out and "default" in sub:
-            out[key] = copy.deepcopy(sub["default"])
-        if key in out:
-            out[key] = _fill(sub, out[key])
-    return out
+    return fill_defaults(schema, settings)
 
 
 def check_music_settings(ds: dict, key: str, n_timbres: int) -> None:

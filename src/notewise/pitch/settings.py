@@ -6,23 +6,9 @@ this module fills them in recursively so a partial ``pitch_model:`` block is eno
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from notewise.config import load_schema
-
-
-def _fill(schema: dict, value: Any) -> Any:
-    """``value`` with the defaults of ``schema`` (an object schema) filled in, recursively."""
-    if schema.get("type") != "object" or not isinstance(value, dict):
-        return value
-    out = copy.deepcopy(value)
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out and "default" in sub:
-            out[key] = copy.deepcopy(sub["default"])
-        if key in out:
-            out[key] = _fill(sub, out[key])
-    return out
+from notewise.config import fill_defaults, load_schema
 
 
 def pitch_settings(config: dict) -> dict:
@@ -33,10 +19,10 @@ def pitch_settings(config: dict) -> dict:
     """
     schema = load_schema()["properties"]
     return {
-        "audio": _fill(schema["audio"], config.get("audio", {})),
-        "bins": _fill(schema["bins"], config.get("bins", {})),
-        "labels": _fill(schema["labels"], config.get("labels", {})),
-        **_fill(schema["pitch_model"], config.get("pitch_model", {})),
+        "audio": fill_defaults(schema["audio"], config.get("audio", {})),
+        "bins": fill_defaults(schema["bins"], config.get("bins", {})),
+        "labels": fill_defaults(schema["labels"], config.get("labels", {})),
+        **fill_defaults(schema["pitch_model"], config.get("pitch_model", {})),
     }
 
 
