@@ -23,8 +23,8 @@ from notewise.training import fit
 from .evaluate import load_windows, multipitch_scores, split_by_window
 from .model import CONFIG_FILE, PitchModel
 from .settings import model_config
-from .train import (PitchTrainTask, _prepare_checkpoint, harness_settings, open_dataset,
-                    settings_fingerprint)
+from .train import (_prepare_checkpoint, harness_settings, open_dataset, settings_fingerprint,
+                    task_for)
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ def train_matrix_model(settings: dict, train_dirs: list, windows: int, out_dir) 
     log.info("%s: %d windows from %s", out_dir.name, len(source),
              {str(d): c for d, c in zip(train_dirs, source.counts)})
     torch.manual_seed(train["seed"])
-    task = PitchTrainTask(source, None, batch_size=train["batch_size"], seed=train["seed"],
-                          energy_weight=train["energy_weight"], noise_prob=train["noise_prob"],
-                          noise_snr_db=tuple(train["noise_snr_db"]))
+    task = task_for(settings, source, None)
     history = fit(PitchModel(cfg), task, ckpt_dir, harness_settings(train, progress=False))
     for name in ("model.pth", "metrics.json", CONFIG_FILE):
         tmp = out_dir / f".{name}.tmp"

@@ -271,9 +271,15 @@ def build_task(settings: dict, train_dir: str | Path, val_dir: str | Path | None
                device: str | None = None) -> PitchTrainTask:
     train = settings["train"]
     preload_device = device if train["preload"] and device and device.startswith("cuda") else None
+    return task_for(settings, open_dataset(train_dir, train["preload"], preload_device),
+                    open_dataset(val_dir, train["preload"], preload_device) if val_dir else None)
+
+
+def task_for(settings: dict, train_source, val_source) -> PitchTrainTask:
+    """The training recipe (batches, augmentation, sine mix, loss weights) over given sources."""
+    train = settings["train"]
     return PitchTrainTask(
-        open_dataset(train_dir, train["preload"], preload_device),
-        open_dataset(val_dir, train["preload"], preload_device) if val_dir else None,
+        train_source, val_source,
         batch_size=train["batch_size"], seed=train["seed"],
         energy_weight=train["energy_weight"], noise_prob=train["noise_prob"],
         noise_snr_db=tuple(train["noise_snr_db"]),
