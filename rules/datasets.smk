@@ -61,7 +61,13 @@ rule validate_dataset:
     input:
         lambda wc: dataset_files(rules.validate_shard.output[0], wc.dataset),
     output:
-        "results/datasets/{dataset}/validation.json",
+        report(
+            "results/datasets/{dataset}/validation.json",
+            caption="../workflow/report/dataset_validation.rst",
+            category="Training data",
+            subcategory="Validation",
+            labels={"dataset": "{dataset}"},
+        ),
     params:
         spec=dataset_spec,
     log:
