@@ -2,11 +2,14 @@
 #
 #   snakemake -j2 all                 the default demo, end to end
 #   snakemake -j2 sanity_shards       single-note sanity set
+#   snakemake -j2 pitch_model         train, evaluate and plot the pitch model
+#   snakemake -j2 midi_lm             Bach corpus -> token caches -> MIDI LM -> a generated sample
 #   snakemake -j2 pitch_matrix        models on random / music-driven / mixed data x eval sets
 #   snakemake -j 32 train_shards      random-polyphony training set (--configfile configs/full.yaml: 1M)
 #   snakemake --report report.html    the report
 #
-# Where things are: docs/architecture.md.
+# Where things are: docs/architecture.md. The synthesis kernel is src/notewise/data/synth.py, the
+# label math src/notewise/data/labels.py, the shard format src/notewise/data/shards.py.
 
 from snakemake.utils import min_version, validate
 
