@@ -3,7 +3,6 @@
 import os
 from pathlib import Path
 
-import notewise.pitch
 from notewise import compute as _compute
 from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
                              load_schema, shard_plan)
@@ -53,7 +52,7 @@ def dataset_spec(wildcards):
 
 
 COMPUTE = _compute.compute_settings(config)
-PARTITION = {"slurm_partition": COMPUTE["partition"]} if COMPUTE["partition"] else {}
+PARTITION = {"slurm_partition": _compute.partition(COMPUTE)} if _compute.partition(COMPUTE) else {}
 
 
 def _shard_resource(name):
@@ -68,13 +67,8 @@ shard_mem_mb = _shard_resource("mem_mb")
 shard_runtime = _shard_resource("runtime")
 
 
-def rule_resources(rule):
-    """``mem_mb``, ``runtime`` (and the partition) of ``rule``: use as ``resources: **...``."""
-    return {**_compute.rule_resources(COMPUTE, rule), **PARTITION}
-
-
 def training_resources(rule, device, nproc):
-    """As rule_resources, plus one GPU per process when the training device is CUDA."""
+    """``mem_mb``, ``runtime``, partition of a training rule, plus one GPU per process on CUDA."""
     return _compute.training_resources(COMPUTE, rule, device, nproc)
 
 
@@ -132,8 +126,7 @@ def midi_train_options():
 
 MUSIC_HASH = source_hash(("music", "augment"))
 #: The matrix rules rerun when the code that trains or scores their models changes.
-MATRIX_CODE = source_hash(("matrix", "model", "loss", "train", "settings", "decode", "inference",
-                           "evaluate"), directory=Path(notewise.pitch.__file__).parent)
+MATRIX_CODE = code_hash("matrix")
 MATRIX = fill_defaults(load_schema()["properties"]["music_matrix"], config.get("music_matrix", {}))
 MATRIX_MODELS = list(MATRIX["models"])
 
@@ -162,10 +155,7 @@ def music_corpus_dir(wildcards):
 
 
 def matrix_dataset_dirs(names):
-    for name in names:
-        if name not in config["datasets"]:
-            raise WorkflowError(f"music_matrix names dataset {name!r}, which config.datasets lacks")
-    return [DATASET_DIR.format(dataset=name) for name in names]
+    return [named_dataset(name, "music_matrix") for name in names]
 
 
 MATRIX_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
@@ -187,11 +177,15 @@ def meta_files(dataset_dirs):
 PITCH = pitch_settings(config)
 
 
-def pitch_dataset(name):
-    """Directory of a dataset the pitch rules read (its meta.json is the rule's input)."""
+def named_dataset(name, section):
+    """Directory of dataset ``name``, which config section ``section`` names (an error if absent)."""
     if name not in config["datasets"]:
-        raise WorkflowError(f"pitch_model names dataset {name!r}, which config.datasets lacks")
+        raise WorkflowError(f"{section} names dataset {name!r}, which config.datasets lacks")
     return DATASET_DIR.format(dataset=name)
+
+
+def pitch_dataset(name):
+    return named_dataset(name, "pitch_model")
 
 
 def pitch_spec(*sections):

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
 from notewise.compute import (compute_settings, shard_resources, torchrun_launcher,
                               training_resources)
 from notewise.config import REPO_ROOT
+from test_workflow import make_workdir, snakemake
 
 
 def test_defaults_come_from_the_schema_and_user_keys_win():
@@ -46,17 +41,10 @@ def test_launcher_uses_torchrun_only_for_several_processes():
 
 @pytest.mark.slow
 def test_rules_carry_the_resources_in_a_dry_run(tmp_path):
-    for name in ("Snakefile", "rules", "workflow", "envs"):
-        source = REPO_ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
     config["pitch_model"] = {"train": {"device": "cuda", "nproc": 2}}
     config["compute"] = {"gpu_partition": "gpu"}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "train_pitch"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = snakemake(make_workdir(tmp_path, config), "-n", "-p", "train_pitch")
     text = out.stdout + out.stderr
     train = text[text.index("rule train_pitch:"):]
     assert "gpu=2" in train and "slurm_partition=gpu" in train and "mem_mb=16000" in train

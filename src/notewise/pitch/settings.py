@@ -49,17 +49,16 @@ CODE = {
     "evaluate": ("pitch/decode.py", "pitch/inference.py", "pitch/evaluate.py"),
     "plots": ("pitch/plots.py",),
 }
+CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
 
 
 def code_hash(stage: str) -> str:
     """16 hex digits of sha256 over the source of ``CODE[stage]``."""
-    import hashlib
     from pathlib import Path
+
+    from notewise.data.codehash import source_hash
 
     if stage not in CODE:
         raise KeyError(f"no pitch stage {stage!r}; stages: {sorted(CODE)}")
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for name in CODE[stage]:
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
-    return digest.hexdigest()[:16]
+    modules = tuple(name.removesuffix(".py") for name in CODE[stage])
+    return source_hash(modules, directory=Path(__file__).resolve().parent.parent)
