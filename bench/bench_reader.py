@@ -120,13 +120,13 @@ def main(argv=None) -> int:
         write_dataset(root, args.shards, args.shard_size)
         lazy = DatasetReader(root, preload=False, cache_shards=max(8, args.shards))
         rows = [
-            ("random single (mmap)", rate(random_single(lazy, rng), args.seconds), 9_000, None),
-            ("sorted random batch 64 (mmap)", rate(sorted_batch(lazy, rng), args.seconds), 9_000, 90_000),
-            ("sequential batch 64 (mmap)", rate(sequential(lazy), args.seconds), 15_000, 150_000),
-            ("epoch, BatchLoader (mmap)", loader_epoch(root), 9_000, None),
+            ("random single (mmap)", rate(random_single(lazy, rng), args.seconds), SEED_TABLE["mmap random"], None),
+            ("sorted random batch 64 (mmap)", rate(sorted_batch(lazy, rng), args.seconds), SEED_TABLE["mmap random"], 90_000),
+            ("sequential batch 64 (mmap)", rate(sequential(lazy), args.seconds), SEED_TABLE["sequential"], 150_000),
+            ("epoch, BatchLoader (mmap)", loader_epoch(root), SEED_TABLE["mmap random"], None),
         ]
         eager = DatasetReader(root, preload=True)
-        rows.append(("preloaded batch 64", rate(sorted_batch(eager, rng), args.seconds), 50_000, 250_000))
+        rows.append(("preloaded batch 64", rate(sorted_batch(eager, rng), args.seconds), SEED_TABLE["in memory"], 250_000))
     print(f"{args.shards} shards x {args.shard_size} samples (4096 float32 + 2 x 2048 float16 each),"
           f" one thread, page cache warm; batch reads return float32 torch tensors")
     report(rows)

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise.
 
+import functools
 import os
 from pathlib import Path
 
@@ -98,10 +99,16 @@ def midi_source_dir(split):
     return f"{MIDI['corpus']}/{split}" if has_split_dirs(MIDI["corpus"]) else MIDI["corpus"]
 
 
+@functools.cache
+def midi_user_corpus():
+    """The user's MIDI directory split into train/val, walked once per Snakemake run."""
+    return user_corpus_files(MIDI["corpus"], MIDI["val_percent"])
+
+
 def midi_names(split):
     if MIDI["corpus"] == "bach":
         return sorted(p.name for p in Path(midi_source_dir(split)).glob("*.mid"))
-    return user_corpus_files(MIDI["corpus"], MIDI["val_percent"])[split]
+    return midi_user_corpus()[split]
 
 
 def midi_token_files(split):

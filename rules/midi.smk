@@ -49,7 +49,7 @@ rule midi_vocab:
 rule midi_tokenize:
     input:
         midi=lambda wc: f"{midi_source_dir(wc.midi_split)}/{wc.name}",
-        vocab="results/midi/vocab.json",
+        vocab=rules.midi_vocab.output[0],
     output:
         "results/midi/tokens/{midi_split}/{name}.json",
     params:
@@ -71,7 +71,7 @@ rule midi_train:
     input:
         train=lambda wc: midi_token_files("train"),
         val=lambda wc: midi_token_files("val"),
-        vocab="results/midi/vocab.json",
+        vocab=rules.midi_vocab.output[0],
     output:
         model="results/models/midi/model.pth",
         metrics="results/models/midi/metrics.json",
@@ -104,7 +104,7 @@ rule midi_train:
 
 rule midi_evaluate:
     input:
-        model="results/models/midi/model.pth",
+        model=rules.midi_train.output.model,
         val=lambda wc: midi_token_files("val"),
     output:
         report("results/midi/eval.json", caption="../workflow/report/midi_eval.rst",
@@ -141,7 +141,7 @@ rule midi_plot:
 
 rule midi_generate:
     input:
-        model="results/models/midi/model.pth",
+        model=rules.midi_train.output.model,
     output:
         report("results/midi/samples/sample.mid", caption="../workflow/report/midi_sample.rst",
                category="MIDI language model"),
@@ -164,7 +164,7 @@ rule midi_generate:
 rule midi_pianoroll:
     input:
         midi=rules.midi_generate.output[0],
-        vocab="results/midi/vocab.json",
+        vocab=rules.midi_vocab.output[0],
     output:
         report("results/plots/midi_sample.png", caption="../workflow/report/midi_sample_roll.rst",
                category="MIDI language model"),
