@@ -28,8 +28,10 @@ from .sampler import sample_random_polyphony, sample_single_note
 from .synth import new_scratch, render_window
 from .timbres import TimbreLibrary, build_timbre_library
 
-#: Dataset kinds. Adding one: a code here, a params builder in ``KIND_BUILDERS`` (bottom of the
-#: kind section) and a branch in ``_draw_notes``; nothing else dispatches on the kind.
+#: Dataset kinds drawn by a note sampler. Adding one: a code here, a params builder in
+#: ``KIND_BUILDERS`` (bottom of the kind section) and a branch in ``_draw_notes``. The one kind
+#: without a sampler, ``midi_render`` (notes from real MIDI, ``notewise.data.music``), is handed
+#: over whole in ``generate_samples``.
 KIND_RANDOM_POLYPHONY = 0
 KIND_SINGLE_NOTE = 1
 

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 NOTES_FILE = "notes.npz"
 #: Extra note-table columns of music-driven shards (beside shards.NOTE_DTYPES).
-MUSIC_NOTE_DTYPES = OPTIONAL_NOTE_DTYPES
 DRAW_POSITION = 0
 #: |deviation| slack of the validation's equal-temperament check, cents (float32 round-off).
 CENTS_TOLERANCE = 0.05
@@ -152,19 +151,15 @@ def build_corpus(paths, names=None, workers: int = 1, timeout: float | None = No
 
 
 def corpus_files(root, split: str, val_percent: int = 20) -> list[Path]:
-    """MIDI files of ``split`` in a corpus directory: ``root/<split>/`` when ``root`` has both
-    ``train/`` and ``val/``, else every MIDI file under ``root`` whose relative path hashes into
-    ``split`` (the MIDI rules' convention)."""
-    from notewise.midi.cache import MIDI_SUFFIXES
-    from notewise.midi.corpus import split_of
+    """MIDI files of ``split`` in a corpus directory, by the MIDI rules' convention
+    (``notewise.midi.corpus.user_corpus_files``)."""
+    from notewise.midi.corpus import has_split_dirs, user_corpus_files
 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"corpus directory {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        return [p for p in files if p.relative_to(root).parts[0] == split]
-    return [p for p in files if split_of(p.relative_to(root).as_posix(), val_percent) == split]
+    base = root / split if has_split_dirs(root) else root
+    return [base / name for name in user_corpus_files(root, val_percent)[split]]
 
 
 def build_corpus_file(root, split: str, output, val_percent: int = 20,
@@ -495,7 +490,7 @@ def generate_music_samples(spec: dict, samples, timbres, *, out=None,
     ctx = music_context(spec, corpus, len(timbres))
     waves, confs, energies = _output_arrays(out, len(samples), ctx.window,
                                             int(spec["bins"]["n_bins"]))
-    dtypes = {**NOTE_TABLE_DTYPES, **MUSIC_NOTE_DTYPES}
+    dtypes = {**NOTE_TABLE_DTYPES, **OPTIONAL_NOTE_DTYPES}
     columns = {k: [np.zeros(0, dt)] for k, dt in dtypes.items()}
     for row, sample in enumerate(samples):
         table = render_sample(ctx, int(sample), timbres, waves[row], confs[row], energies[row])
@@ -526,7 +521,7 @@ def check_music_notes(members: dict, spec: dict) -> str | None:
     """What validation checks beyond the common rules for a midi_render shard; the failure, or
     None. Labelled frequencies must be MIDI pitches moved by the recorded deviation, and the
     deviation and vibrato depth within what the augmentations can produce."""
-    missing = [k for k in MUSIC_NOTE_DTYPES if k not in members]
+    missing = [k for k in OPTIONAL_NOTE_DTYPES if k not in members]
     if missing:
         return f"midi_render note table lacks {missing}"
     deviation = members["note_detune_cents"].astype(np.float64)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from notewise.data.generate import ShardData, generate_samples
+from notewise.data.reader import check_indices
 from notewise.data.shards import META_NAME, to_float16
 from notewise.data.timbres import TimbreLibrary, build_timbre_library
 
@@ -95,18 +96,9 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
         """One span: any batch is one generator call (``ShardBatchSampler`` shuffles it all)."""
         return [(0, self.num_samples)]
 
-    def _indices(self, indices) -> np.ndarray:
-        if isinstance(indices, torch.Tensor):
-            indices = indices.cpu().numpy()
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(indices) and (indices.min() < 0 or indices.max() >= self.num_samples):
-            raise IndexError(f"indices must lie in [0, {self.num_samples}),"
-                             f" got {indices.min()}..{indices.max()}")
-        return indices
-
     def arrays(self, indices) -> ShardData:
         """Samples ``indices`` as NumPy arrays with their note table (targets as stored)."""
-        data = generate_samples(self.spec, self._indices(indices), self.timbres)
+        data = generate_samples(self.spec, check_indices(indices, self.num_samples), self.timbres)
         if not self.round_targets:
             return data
         return data._replace(confs=_stored(data.confs), energies=_stored(data.energies))

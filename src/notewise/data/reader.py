@@ -176,6 +176,17 @@ def _is_sorted(indices: np.ndarray) -> bool:
     return bool(len(indices) < 2 or (indices[1:] >= indices[:-1]).all())
 
 
+def check_indices(indices, num_samples: int) -> np.ndarray:
+    """``indices`` (a sequence, array or tensor) as int64 NumPy, each in ``[0, num_samples)``."""
+    if isinstance(indices, torch.Tensor):
+        indices = indices.cpu().numpy()
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(indices) and (indices.min() < 0 or indices.max() >= num_samples):
+        raise IndexError(f"batch indices must lie in [0, {num_samples}),"
+                         f" got {indices.min()}..{indices.max()}")
+    return indices
+
+
 class DatasetReader(torch.utils.data.Dataset):
     """A shard dataset as a PyTorch ``Dataset`` (the seed's API) plus a batch path.
 
@@ -242,14 +253,6 @@ class DatasetReader(torch.utils.data.Dataset):
         shard = int(np.searchsorted(self._starts, index, side="right")) - 1
         return shard, index - int(self._starts[shard])
 
-    def _check_indices(self, indices) -> np.ndarray:
-        if isinstance(indices, torch.Tensor):
-            indices = indices.cpu().numpy()
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
-            raise IndexError(f"batch indices must lie in [0, {len(self)}),"
-                             f" got {indices.min()}..{indices.max()}")
-        return indices
 
     # ------------------------------------------------------------ lazy storage
 
@@ -306,7 +309,7 @@ class DatasetReader(torch.utils.data.Dataset):
 
     def shards_of(self, indices) -> np.ndarray:
         """The shard of each sample index (ascending unique), for prefetching."""
-        indices = self._check_indices(indices)
+        indices = check_indices(indices, len(self))
         return np.unique(np.searchsorted(self._starts, indices, side="right") - 1)
 
     def _load_all(self) -> dict[str, torch.Tensor]:
@@ -340,7 +343,7 @@ class DatasetReader(torch.utils.data.Dataset):
     def get_batch(self, indices) -> dict[str, torch.Tensor]:
         """Samples ``indices`` as batched float32 tensors (``waveform`` [B, 1, window], targets
         [B, n_bins]), row k holding sample ``indices[k]``. Sorted indices are the fast case."""
-        indices = self._check_indices(indices)
+        indices = check_indices(indices, len(self))
         if self._data is not None:
             positions = torch.from_numpy(indices).to(self._data["waveform"].device)
             return {"waveform": self._data["waveform"].index_select(0, positions).unsqueeze(1),
