@@ -7,7 +7,9 @@ random-polyphony settings and on the single-note (sanity) settings. Each figure 
 ``--repeats`` runs (the machine is shared: the best run is the one least disturbed). Rows:
 
 * ``Numba``          ``generate_range`` (sampler, synthesis, labels, note table) in process
-* ``Numba + write``  the same plus ``write_shard`` (float16, CRC, deflate, fsync, rename)
+* ``Numba + write``  what a shard job does in process: ``write_generated_shard`` (the same,
+                     a chunk at a time, streamed to the shard files: float16, CRC, deflate,
+                     fsync, rename)
 * ``shard job``      ``notewise generate-shard`` as a rule runs it, one ``--shard-size`` shard:
                      process start, imports, Numba cache load, synthesis, labels, writes
                      (CPU time of the child process)
@@ -36,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy_reference  # noqa: E402
 
-from notewise.data.generate import generate_range  # noqa: E402
-from notewise.data.shards import write_shard  # noqa: E402
+from notewise.data.generate import generate_range, write_generated_shard  # noqa: E402
 from notewise.data.timbres import build_timbre_library  # noqa: E402
 
 DEFAULT_POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
@@ -71,8 +72,8 @@ def best_cpu(function, repeats: int, *args) -> float:
 
 
 def generate_and_write(spec, windows, timbres, directory: Path) -> None:
-    data = generate_range(spec, 0, windows, timbres)
-    write_shard(directory / "waveforms.npy", directory / "targets.npz", data)
+    write_generated_shard(spec, 0, windows, timbres, directory / "waveforms.npy",
+                          directory / "targets.npz")
 
 
 def shard_job_cpu(spec, shard_size: int, library: Path, directory: Path) -> float:
@@ -108,7 +109,7 @@ def measure(kind: str, timbres, args, directory: Path) -> dict:
 def report(results: list[dict], args) -> None:
     print(f"{'settings':<18} {'path':<32} {'win/CPU-s':>10} {'vs NumPy':>9} {'prototype':>10}")
     labels = {"numba": ("Numba synth + labels", PROTOTYPE["numba"]),
-              "numba_write": ("Numba + write_shard", None),
+              "numba_write": ("Numba + writes (in process)", None),
               "shard_job": (f"shard job, {args.shard_size} windows", None),
               "numpy": ("NumPy reference", PROTOTYPE["numpy"])}
     for row in results:

@@ -11,7 +11,8 @@ import pytest
 from notewise.data import rng
 from notewise.data.bins import BinSpec
 from notewise.data.generate import (NOTE_TABLE_DTYPES, ShardData, generate_range,
-                                    generate_single_note)
+                                    generate_single_note, write_generated_shard)
+from notewise.data.shards import write_shard
 from notewise.data.timbres import build_timbre_library
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -131,6 +132,16 @@ def test_out_buffers_are_filled_in_place(lib, shard):
     assert data.waveforms is out.waveforms and digest(data) == digest(shard)
     with pytest.raises(ValueError, match="out arrays"):
         generate_range(SPEC, 0, 23, lib, out=out)
+
+
+@pytest.mark.parametrize("chunk_rows", [5, 24, 100])
+def test_a_shard_job_writes_what_write_shard_writes(tmp_path, lib, shard, chunk_rows):
+    """Generated chunk by chunk (reused buffers, a short last chunk) or whole: the same bytes."""
+    write_shard(tmp_path / "w.npy", tmp_path / "t.npz", generate_range(SPEC, 7, 24, lib))
+    write_generated_shard(SPEC, 7, 24, lib, tmp_path / "wc.npy", tmp_path / "tc.npz",
+                          chunk_rows=chunk_rows)
+    assert (tmp_path / "wc.npy").read_bytes() == (tmp_path / "w.npy").read_bytes()
+    assert (tmp_path / "tc.npz").read_bytes() == (tmp_path / "t.npz").read_bytes()
 
 
 def test_counter_rng_is_stable_and_uniform():

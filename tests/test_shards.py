@@ -14,9 +14,10 @@ import pytest
 
 from notewise.data import shards
 from notewise.data.generate import generate_single_note
-from notewise.data.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, atomic_file,
-                                  npy_from_buffer, npz_bytes, read_targets, samples_per_shard,
-                                  sha256_file, write_shard)
+from notewise.data.npzfile import npz_bytes
+from notewise.data.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
+                                  atomic_file, read_targets, samples_per_shard, sha256_file,
+                                  write_shard)
 
 from shardkit import fake_shard
 
@@ -93,13 +94,49 @@ def test_a_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".shard_00000.npz.")
 
 
-def test_truncated_npy_bytes_are_detected(shard):
-    data = shards.npy_bytes(shard.waveforms)
-    assert np.array_equal(npy_from_buffer(data), shard.waveforms)
-    with pytest.raises(ValueError, match="truncated"):
-        npy_from_buffer(data[:-10])
-    with pytest.raises(ValueError, match="trailing"):
-        npy_from_buffer(data + b"\0" * 4)
+def chunked(tmp_path, data, sizes, name="chunked", **kwargs):
+    wpath, tpath = tmp_path / name / "w.npy", tmp_path / name / "t.npz"
+    rows, window = data.waveforms.shape
+    with ShardWriter(wpath, tpath, rows, window, data.confs.shape[1], **kwargs) as writer:
+        at = 0
+        for size in sizes:
+            notes = {k: v[(data.notes["note_sample"] >= at) & (data.notes["note_sample"] < at + size)]
+                     for k, v in data.notes.items()}
+            notes["note_sample"] = notes["note_sample"] - at
+            writer.append(data.waveforms[at:at + size], data.confs[at:at + size],
+                          data.energies[at:at + size], notes)
+            at += size
+    return wpath, tpath, writer
+
+
+@pytest.mark.parametrize("sizes", [[48], [1, 47], [16, 16, 16], [5, 0, 43]])
+def test_a_shard_written_in_chunks_is_byte_identical(tmp_path, shard, sizes):
+    whole = written(tmp_path, shard, "whole")
+    parts = chunked(tmp_path, shard, sizes, sha256=True)
+    assert parts[0].read_bytes() == whole[0].read_bytes()
+    assert parts[1].read_bytes() == whole[1].read_bytes()
+    assert parts[2].sha256 == {k: whole[2][k] for k in ("waveforms_sha256", "targets_sha256")}
+
+
+def test_a_shard_writer_that_fails_or_is_short_leaves_no_file(tmp_path, shard):
+    with pytest.raises(ValueError, match="2 rows appended, shard has 48"):
+        chunked(tmp_path, shard, [2], name="short")
+    with pytest.raises(ValueError, match="50 rows for a shard of 48"):
+        with ShardWriter(tmp_path / "long" / "w.npy", tmp_path / "long" / "t.npz", 48, 256, 128) as writer:
+            for rows in (slice(0, 48), slice(0, 2)):
+                writer.append(shard.waveforms[rows], shard.confs[rows], shard.energies[rows])
+    with pytest.raises(RuntimeError):
+        with ShardWriter(tmp_path / "boom" / "w.npy", tmp_path / "boom" / "t.npz", 4, 4096, 2048):
+            raise RuntimeError("generator failed")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["boom", "long", "short"]
+
+
+def test_a_shard_writer_wants_notes_with_every_chunk_or_none(tmp_path, shard):
+    with pytest.raises(ValueError, match="every chunk or with none"):
+        with ShardWriter(tmp_path / "w.npy", tmp_path / "t.npz", 48, 256, 128) as writer:
+            writer.append(shard.waveforms[:8], shard.confs[:8], shard.energies[:8], None)
+            writer.append(shard.waveforms[8:], shard.confs[8:], shard.energies[8:],
+                          {k: v[:0] for k, v in shard.notes.items()})
 
 
 def test_shard_size_in_gigabytes():

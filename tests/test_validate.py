@@ -148,7 +148,7 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
     check names the damage (the data itself is covered by zip's CRC-32)."""
     import zipfile
 
-    from notewise.data.shards import npz_members
+    from notewise.data.npzfile import npz_members
     from notewise.data.validate import npz_container_problem
 
     write_shard(tmp_path / "w.npy", tmp_path / "t.npz", fake_shard(4))

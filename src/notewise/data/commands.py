@@ -41,14 +41,13 @@ def plot_timbres(args: argparse.Namespace) -> None:
 
 
 def generate_shard(args: argparse.Namespace) -> None:
-    from notewise.data.generate import generate_range
-    from notewise.data.shards import write_shard
+    from notewise.data.generate import write_generated_shard
     from notewise.data.timbres import TimbreLibrary
 
     spec = _spec(args.spec)
     start, count = spec["start"], spec["count"]
-    data = generate_range(spec, start, count, TimbreLibrary.load(args.timbres))
-    write_shard(args.waveforms, args.targets, data)
+    write_generated_shard(spec, start, count, TimbreLibrary.load(args.timbres), args.waveforms,
+                          args.targets)
     log.info("%s: samples %d..%d -> %s", spec["dataset"], start, start + count - 1, args.waveforms)
 
 

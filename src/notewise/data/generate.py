@@ -11,6 +11,10 @@ The whole per-window path runs in one Numba call over the range (``_generate_win
 notes, render and mix them, limit the peak, label them and write the target rows and the note
 table. Python only unpacks the spec before and trims the note table after.
 
+``write_generated_shard`` is what a shard job runs: a range generated and written a chunk at a
+time (``CHUNK_ROWS`` windows: the float32 chunk stays in cache and is never held for the whole
+shard; ``notewise.data.shards.ShardWriter`` streams it out).
+
 ``generate_single_note(bin_idx=...)`` is the seed's API: one sanity window as a dict of
 ``waveform`` [window], ``confs`` and ``energies`` [n_bins], all float32.
 """
@@ -25,6 +29,7 @@ from numba import njit
 from .labels import label_window
 from .rng import dataset_key
 from .sampler import sample_random_polyphony, sample_single_note
+from .shards import ShardWriter
 from .synth import new_scratch, render_window
 from .timbres import TimbreLibrary, build_timbre_library
 
@@ -55,6 +60,10 @@ DEFAULT_SPEC = {
     "labels": {"sigma_bins": 1.5},
     "settings": {"kind": "single_note", "samples_per_bin": 1, "velocity": 0.8, "timbre": 0},
 }
+
+
+#: Windows generated per chunk by ``write_generated_shard`` (float32 chunk of about 8 MB).
+CHUNK_ROWS = 256
 
 
 class ShardData(NamedTuple):
@@ -253,6 +262,22 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
     notes = {name: column[:table_length].copy()
              for name, column in zip(NOTE_TABLE_DTYPES, table)}
     return ShardData(waveforms, confs, energies, notes)
+
+
+def write_generated_shard(spec: dict, start: int, count: int, timbres: TimbreLibrary,
+                          waveform_path, targets_path, *, chunk_rows: int = CHUNK_ROWS) -> None:
+    """Samples ``start .. start+count-1`` written as one shard (the same bytes as
+    ``write_shard(generate_range(...))``), generated ``chunk_rows`` at a time into reused
+    buffers."""
+    window, n_bins = int(spec["audio"]["window"]), int(spec["bins"]["n_bins"])
+    buffers = None
+    with ShardWriter(waveform_path, targets_path, count, window, n_bins) as writer:
+        for chunk_start in range(start, start + count, chunk_rows):
+            rows = min(chunk_rows, start + count - chunk_start)
+            reuse = buffers if buffers is not None and rows == chunk_rows else None
+            chunk = generate_range(spec, chunk_start, rows, timbres, out=reuse)
+            buffers = chunk if buffers is None else buffers
+            writer.append(chunk.waveforms, chunk.confs, chunk.energies, chunk.notes)
 
 
 def _output_arrays(out, count, window, n_bins):

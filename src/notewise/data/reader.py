@@ -32,13 +32,14 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from notewise.data import legacy
 from notewise.data.meta import read_meta
+from notewise.data.npzfile import member_data, npy_from_buffer
 from notewise.data.shards import (
     FORMAT_VERSION,
     LEGACY_FORMAT_VERSION,
@@ -47,7 +48,6 @@ from notewise.data.shards import (
     legacy_shard_path,
     list_legacy_indices,
     list_shard_indices,
-    npy_from_buffer,
     npy_shape,
     read_waveforms,
     targets_path,
@@ -60,29 +60,9 @@ ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
 # --------------------------------------------------------------------------- fast target reads
 
 
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, 22 bytes, name and extra field lengths
-
-
-def _member_bytes(buffer: memoryview, info: zipfile.ZipInfo) -> bytes | memoryview:
-    """A zip member's uncompressed bytes without zipfile's CRC pass (stored: zero-copy)."""
-    signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(buffer, info.header_offset)
-    if signature != b"PK\x03\x04":
-        raise ValueError(f"bad zip local header for {info.filename}")
-    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-    raw = buffer[start: start + info.compress_size]
-    if info.compress_type == zipfile.ZIP_STORED:
-        return raw
-    if info.compress_type != zipfile.ZIP_DEFLATED:
-        raise ValueError(f"{info.filename} uses zip compression {info.compress_type}")
-    data = zlib.decompress(raw, -zlib.MAX_WBITS, max(info.file_size, 1))
-    if len(data) != info.file_size:
-        raise ValueError(f"{info.filename} inflates to {len(data)} bytes, not {info.file_size}")
-    return data
-
-
 def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) -> dict[str, np.ndarray]:
     """The ``keys`` members of a targets ``.npz``, read-only, for training readers: raw inflate
-    (zlib releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
+    (ISA-L releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
     validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC)."""
     raw = memoryview(Path(path).read_bytes())
     try:
@@ -91,7 +71,7 @@ def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) ->
         missing = [k for k in keys if f"{k}.npy" not in infos]
         if missing:
             raise ValueError(f"missing members {missing}")
-        return {k: npy_from_buffer(_member_bytes(raw, infos[f"{k}.npy"])) for k in keys}
+        return {k: npy_from_buffer(member_data(raw, infos[f"{k}.npy"])) for k in keys}
     except (zipfile.BadZipFile, zlib.error, struct.error, ValueError) as exc:
         raise ValueError(f"{path}: unreadable targets ({type(exc).__name__}: {exc});"
                          " `notewise check-dataset` tells what is damaged") from exc

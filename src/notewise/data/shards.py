@@ -32,14 +32,16 @@ import hashlib
 import io
 import math
 import os
+import sys
 import tempfile
-import zipfile
-import zlib
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import numpy as np
+
+from .npzfile import (check_compresslevel, crc32, npy_header, npz_members, npz_bytes,
+                      read_npy_header)
 
 FORMAT_NAME = "notewise-shards"
 FORMAT_VERSION = 2
@@ -71,10 +73,8 @@ OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
 TARGET_KEYS = ("confs", "energies")
 CRC_KEY = "waveforms_crc32"
 
-#: Deflate level of the target members; see bench/bench_writes.py for the measurements.
+#: Deflate level of the target members (ISA-L level 1); bench/bench_writes.py has the figures.
 DEFAULT_COMPRESSLEVEL = 1
-#: Fixed zip member timestamp (the earliest a zip can hold) so that files are reproducible.
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 GB = 1e9  # shard_size_gb counts decimal gigabytes
 
 
@@ -216,120 +216,23 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- .npy / .npz bytes
-
-
-def _c_order(array) -> np.ndarray:
-    """``array`` C-contiguous, keeping 0-d arrays 0-d (``np.ascontiguousarray`` makes them 1-d)."""
-    return np.require(array, requirements="C")
-
-
-def npy_header(array: np.ndarray) -> bytes:
-    """The ``.npy`` header ``np.save`` writes for ``array`` (format 1.0)."""
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
-    return header.getvalue()
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """``array`` as ``.npy`` file bytes, identical to what ``np.save`` writes."""
-    array = _c_order(array)
-    return npy_header(array) + array.tobytes()
-
-
-_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                   (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def npy_from_buffer(buffer: bytes | memoryview) -> np.ndarray:
-    """Parse ``.npy`` bytes without copying the data (the result is read-only).
-
-    Raises ``ValueError`` when the header is malformed or the data is shorter or longer than the
-    header says (a truncated file), which ``np.frombuffer`` alone would not notice.
-    """
-    stream = io.BytesIO(buffer)
-    version = np.lib.format.read_magic(stream)
-    if version not in _HEADER_READERS:
-        raise ValueError(f"unsupported .npy format version {version}")
-    shape, fortran_order, dtype = _HEADER_READERS[version](stream)
-    if dtype.hasobject:
-        raise ValueError("object arrays are not allowed in shards")
-    offset = stream.tell()
-    count = math.prod(shape)
-    expected, found = count * dtype.itemsize, len(buffer) - offset
-    if found != expected:
-        raise ValueError(f"array data is {found} bytes, header {shape} {dtype} needs {expected}"
-                         f" ({'truncated' if found < expected else 'trailing bytes'})")
-    array = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset)
-    return array.reshape(shape, order="F" if fortran_order else "C")
-
-
-def _zip_info(name: str, compresslevel: int) -> zipfile.ZipInfo:
-    """A zip member header with every field fixed (time, attributes, creator, compression)."""
-    info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
-    info.create_system = 3  # unix, whatever the writing platform
-    info.external_attr = 0o644 << 16
-    info.compress_type = zipfile.ZIP_STORED if compresslevel == 0 else zipfile.ZIP_DEFLATED
-    info._compresslevel = None if compresslevel == 0 else compresslevel  # 3.11-3.13 spelling
-    return info
-
-
-def npz_bytes(members: Mapping[str, np.ndarray], compresslevel: int = DEFAULT_COMPRESSLEVEL) -> bytes:
-    """A standard ``.npz`` (zip of ``.npy`` members, in the given order), byte-reproducible.
-
-    ``compresslevel`` 0 stores the members; 1-9 deflate them at that zlib level.
-    """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", allowZip64=True) as archive:
-        for name, array in members.items():
-            with archive.open(_zip_info(f"{name}.npy", compresslevel), "w", force_zip64=True) as fh:
-                array = _c_order(array)
-                fh.write(npy_header(array))
-                fh.write(memoryview(array.reshape(-1)).cast("B"))
-    return buffer.getvalue()
-
-
-def npz_members(buffer: bytes, source: str = "<bytes>") -> dict[str, np.ndarray]:
-    """Every member of ``.npz`` bytes (CRC-checked by ``zipfile``), keyed without ``.npy``."""
-    with zipfile.ZipFile(io.BytesIO(buffer)) as archive:
-        names = archive.namelist()
-        if len(set(names)) != len(names):
-            raise ValueError(f"{source}: duplicate zip members")
-        return {name.removesuffix(".npy"): npy_from_buffer(archive.read(name)) for name in names}
-
-
 # --------------------------------------------------------------------------- writing shards
 
 
-def to_float16(values: np.ndarray) -> np.ndarray:
+def to_float16(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Targets as stored: float16, round to nearest even (already float16: unchanged); the
-    same bits as ``astype(np.float16)``, computed faster for float32 (``notewise.data.f16``)."""
+    same bits as ``astype(np.float16)``, computed faster for float32 (``notewise.data.f16``).
+    ``out``: a float16 array of the same shape to write into."""
     values = np.asarray(values)
     if values.dtype != np.float32:
-        return values.astype(np.float16, copy=False)
+        converted = values.astype(np.float16, copy=False)
+        if out is None:
+            return converted
+        out[...] = converted
+        return out
     from notewise.data.f16 import float32_to_float16  # Numba: not imported by readers
 
-    return float32_to_float16(values)
-
-
-def waveform_crc32(waveforms: np.ndarray) -> int:
-    """CRC-32 of the float32 waveform array's C-order bytes (stored in the targets ``.npz``)."""
-    waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
-    return zlib.crc32(memoryview(waveforms.reshape(-1)).cast("B"))
-
-
-def write_waveforms(path: str | Path, waveforms: np.ndarray) -> str:
-    """Write ``[N, window]`` float32 waveforms as a plain ``.npy``, atomically; returns sha256."""
-    waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
-    if waveforms.ndim != 2:
-        raise ValueError(f"waveforms must be [N, window], got shape {waveforms.shape}")
-    header, data = npy_header(waveforms), memoryview(waveforms.reshape(-1)).cast("B")
-    with atomic_file(path) as fh:
-        fh.write(header)
-        fh.write(data)
-    digest = hashlib.sha256(header)
-    digest.update(data)
-    return digest.hexdigest()
+    return float32_to_float16(values, out)
 
 
 def note_table(notes: Mapping[str, np.ndarray] | None, n_samples: int) -> dict[str, np.ndarray]:
@@ -351,22 +254,87 @@ def note_table(notes: Mapping[str, np.ndarray] | None, n_samples: int) -> dict[s
     return table
 
 
-def write_targets(path: str | Path, confs: np.ndarray, energies: np.ndarray,
-                  notes: Mapping[str, np.ndarray] | None = None, *, crc32: int | None = None,
-                  compresslevel: int = DEFAULT_COMPRESSLEVEL) -> str:
-    """Write a targets ``.npz`` atomically and reproducibly; returns its sha256.
+class ShardWriter:
+    """Write one shard a chunk of rows at a time: ``append`` the rows in order, then leave the
+    ``with`` block.
 
-    ``confs`` and ``energies`` ([N, n_bins]) are stored as float16; ``notes`` is the note table
-    (``NOTE_DTYPES`` keys) or None for none; ``crc32`` is ``waveform_crc32`` of the shard's
-    waveforms (``write_shard`` passes it).
+    The waveforms stream into the shard's temporary ``.npy`` as they come (the shard is never
+    held in memory as float32), their CRC-32 is updated chunk by chunk, and the targets are kept
+    as float16 until the end, when the ``.npz`` is written; both files then appear under their
+    final names (atomically). Leaving the block through an exception leaves neither. With
+    ``sha256=True`` both files are hashed as they are written (``DatasetWriter`` records the
+    hashes; a shard job does not need them: validation hashes what it reads anyway).
     """
-    confs, energies = to_float16(confs), to_float16(energies)
-    if confs.ndim != 2 or confs.shape != energies.shape:
-        raise ValueError(f"confs {confs.shape} and energies {energies.shape} must be equal [N, n_bins]")
-    members = {"confs": confs, "energies": energies, **note_table(notes, len(confs))}
-    if crc32 is not None:
-        members[CRC_KEY] = np.array(crc32, dtype=np.uint32)
-    return atomic_write_bytes(path, npz_bytes(members, compresslevel))
+
+    def __init__(self, waveform_path: str | Path, targets_path: str | Path, rows: int,
+                 window: int, n_bins: int, *, compresslevel: int = DEFAULT_COMPRESSLEVEL,
+                 sha256: bool = False):
+        check_compresslevel(compresslevel)
+        self.rows, self.window, self.compresslevel = rows, window, compresslevel
+        self.targets_path = Path(targets_path)
+        self.confs = np.empty((rows, n_bins), np.float16)
+        self.energies = np.empty((rows, n_bins), np.float16)
+        self.written = 0
+        self.sha256: dict[str, str] = {}
+        self._notes: list[dict] | None = None
+        self._crc = 0
+        self._digest = hashlib.sha256() if sha256 else None
+        self._files = ExitStack()
+        self._waveforms = self._files.enter_context(atomic_file(waveform_path))
+        self._write(npy_header((rows, window), np.float32))
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self._write_targets()
+            except BaseException:
+                self._files.__exit__(*sys.exc_info())
+                raise
+        self._files.__exit__(exc_type, exc, tb)
+
+    def _write(self, data) -> None:
+        self._waveforms.write(data)
+        if self._digest is not None:
+            self._digest.update(data)
+
+    def append(self, waveforms: np.ndarray, confs: np.ndarray, energies: np.ndarray,
+               notes: Mapping[str, np.ndarray] | None = None) -> None:
+        """The next ``len(waveforms)`` rows; ``notes``' ``note_sample`` counts from this chunk's
+        first row. Give notes with every chunk or with none."""
+        waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
+        count, at = len(waveforms), self.written
+        if waveforms.shape[1:] != (self.window,) or np.shape(confs) != (count, self.confs.shape[1]):
+            raise ValueError(f"chunk of waveforms {waveforms.shape} and targets {np.shape(confs)}:"
+                             f" expected [N, {self.window}] and [N, {self.confs.shape[1]}]")
+        if at + count > self.rows:
+            raise ValueError(f"{at + count} rows for a shard of {self.rows}")
+        if (notes is not None) != (self._notes is not None) and at > 0:
+            raise ValueError("give notes with every chunk or with none")
+        data = memoryview(waveforms.reshape(-1)).cast("B")
+        self._write(data)
+        self._crc = crc32(data, self._crc)
+        to_float16(confs, self.confs[at:at + count])
+        to_float16(energies, self.energies[at:at + count])
+        if notes is not None:
+            table = note_table(notes, count)
+            table["note_sample"] = table["note_sample"] + np.int32(at)
+            self._notes = (self._notes or []) + [table]
+        self.written += count
+
+    def _write_targets(self) -> None:
+        if self.written != self.rows:
+            raise ValueError(f"{self.targets_path}: {self.written} rows appended, shard has {self.rows}")
+        notes = {}
+        if self._notes:
+            notes = {key: np.concatenate([t[key] for t in self._notes]) for key in self._notes[0]}
+        members = {"confs": self.confs, "energies": self.energies, **notes,
+                   CRC_KEY: np.array(self._crc, dtype=np.uint32)}
+        targets_sha = atomic_write_bytes(self.targets_path, npz_bytes(members, self.compresslevel))
+        if self._digest is not None:
+            self.sha256 = {"waveforms_sha256": self._digest.hexdigest(), "targets_sha256": targets_sha}
 
 
 def write_shard(waveform_path: str | Path, targets_path: str | Path, data,
@@ -375,14 +343,14 @@ def write_shard(waveform_path: str | Path, targets_path: str | Path, data,
 
     Returns ``{'samples', 'waveforms_sha256', 'targets_sha256'}``.
     """
-    waveforms = np.ascontiguousarray(data.waveforms, dtype=np.float32)
-    if len(waveforms) != len(data.confs):
-        raise ValueError(f"{len(waveforms)} waveforms but {len(data.confs)} target rows")
-    targets_sha = write_targets(targets_path, data.confs, data.energies, data.notes,
-                                crc32=waveform_crc32(waveforms), compresslevel=compresslevel)
-    waveforms_sha = write_waveforms(waveform_path, waveforms)
-    return {"samples": len(waveforms), "waveforms_sha256": waveforms_sha,
-            "targets_sha256": targets_sha}
+    waveforms = np.asarray(data.waveforms)
+    if waveforms.ndim != 2 or len(waveforms) != len(data.confs):
+        raise ValueError(f"waveforms {waveforms.shape} must be [N, window] with N = {len(data.confs)}"
+                         " target rows")
+    with ShardWriter(waveform_path, targets_path, len(waveforms), waveforms.shape[1],
+                     np.shape(data.confs)[1], compresslevel=compresslevel, sha256=True) as writer:
+        writer.append(waveforms, data.confs, data.energies, data.notes)
+    return {"samples": len(waveforms), **writer.sha256}
 
 
 # --------------------------------------------------------------------------- reading shards
@@ -401,8 +369,7 @@ def read_targets(path: str | Path) -> dict[str, np.ndarray]:
 def npy_shape(path: str | Path) -> tuple[int, ...]:
     """Shape stored in a ``.npy`` header (reads the header only)."""
     with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        return _HEADER_READERS[version](fh)[0]
+        return read_npy_header(fh)[0]
 
 
 # --------------------------------------------------------------------------- DatasetWriter

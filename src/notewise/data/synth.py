@@ -444,7 +444,7 @@ def _rotate(state):
                           state[0] * state[3] + state[1] * state[2])
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(inline="always")
 def _add_one_partial(acc, length, table, state):
     """``acc[j] += Im(z T[j])`` for one partial; then advance its phasor ``z``."""
     z_re, z_im = np.float32(state[0]), np.float32(state[1])
@@ -454,7 +454,7 @@ def _add_one_partial(acc, length, table, state):
         acc[j] += z_re * table_im[j] + z_im * table_re[j]
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(inline="always")
 def _add_two_partials(acc, length, table_a, table_b, state_a, state_b):
     """``_add_one_partial`` for two partials in one pass (half the loads and stores of acc)."""
     a_re, a_im = np.float32(state_a[0]), np.float32(state_a[1])

@@ -5,10 +5,11 @@ sha256 costs no second pass) and checks, in order, each check naming itself on f
 
 ``load``      the ``.npy`` parses and is complete; the ``.npz`` is a readable zip whose members'
               CRCs match (a truncated file or flipped byte fails here)
-``container``  the zip structure of the ``.npz`` is the writer's: local headers agree with the
-              central directory, members tile the file, fixed fields hold their values (flips in
-              bytes that zip itself never checks fail here); with the CRCs every byte is covered
-              except bits a deflate stream ignores, which ``meta.json``'s sha256 still catches
+``container``  the zip structure of the ``.npz`` is the writer's: every byte outside the member
+              data is what ``notewise.data.npzfile`` writes for these members, and the members
+              tile the file (flips in bytes that zip itself never checks fail here); with the
+              CRCs every byte is covered except bits a deflate stream ignores, which
+              ``meta.json``'s sha256 still catches
 ``members``   confs and energies present, the note table complete or absent as a whole
 ``checksum``  the waveform bytes match the CRC-32 the writer stored in the targets
 ``shape``     dtypes (float32 / float16 / note-table dtypes) and shapes [N, window], [N, n_bins]
@@ -33,23 +34,19 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from notewise.data.npzfile import central_entry, crc32, end_record, local_header, npy_from_buffer, npz_members
 from notewise.data.shards import (
     CRC_KEY,
     META_NAME,
     NOTE_DTYPES,
     OPTIONAL_NOTE_DTYPES,
-    ZIP_DATE_TIME,
     list_shard_indices,
-    npy_from_buffer,
-    npz_members,
     shard_index,
     targets_path,
     waveform_path,
@@ -102,91 +99,32 @@ def _load_targets(path: Path):
 
 # --------------------------------------------------------------------------- zip container
 
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")  # local file header, 30 bytes
-_ZIP64_EXTRA = struct.Struct("<HHQQ")  # id 1, size 16, uncompressed size, compressed size
-_DOS_DATE = (ZIP_DATE_TIME[0] - 1980) << 9 | ZIP_DATE_TIME[1] << 5 | ZIP_DATE_TIME[2]
-
-
-def _local_header_problem(raw: bytes, info: zipfile.ZipInfo) -> str | None:
-    """How member ``info``'s local header disagrees with its central directory entry, if it does."""
-    if info.header_offset + _LOCAL.size > len(raw):
-        return f"{info.filename}: local header beyond the end of the file"
-    (signature, version, flags, method, time, date, crc, csize, usize, name_length,
-     extra_length) = _LOCAL.unpack_from(raw, info.header_offset)
-    start = info.header_offset + _LOCAL.size
-    name = raw[start: start + name_length]
-    extra = raw[start + name_length: start + name_length + extra_length]
-    zip64 = _ZIP64_EXTRA.pack(1, 16, info.file_size, info.compress_size)
-    expected = (b"PK\x03\x04", info.extract_version, info.flag_bits, info.compress_type, 0,
-                _DOS_DATE, info.CRC, info.filename.encode())
-    if (signature, version, flags, method, time, date, crc, name) != expected:
-        return f"{info.filename}: local header differs from the central directory"
-    sizes_ok = ((csize, usize) == (0xFFFFFFFF, 0xFFFFFFFF) and extra == zip64) or (
-        (csize, usize) == (info.compress_size, info.file_size) and extra == b"")
-    return None if sizes_ok else f"{info.filename}: local header sizes or extra field damaged"
-
-
-def _central_entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Central directory fields the writer fixes (``shards._zip_info``) that readers ignore."""
-    fixed = (info.create_system, info.external_attr, info.internal_attr, info.volume,
-             info.comment, info.date_time, info.reserved)
-    if fixed != (3, 0o644 << 16, 0, 0, b"", ZIP_DATE_TIME, 0):
-        return f"{info.filename}: central directory entry has unexpected fields {fixed}"
-    if (info.extra and info.extra[:2] != b"\x01\x00") or info.create_version != info.extract_version:
-        return f"{info.filename}: central directory extra field or version damaged"
-    return None
-
-
-_END = struct.Struct("<4sHHHHIIH")  # end of central directory record, 22 bytes
-_CENTRAL = struct.Struct(zipfile.structCentralDir)  # central directory entry, 46 bytes
-
-
-def _directory_problem(raw: bytes, infos: list[zipfile.ZipInfo], start_dir: int) -> str | None:
-    """The central directory's length fields tile it exactly (zipfile forgives over-long ones)."""
-    position = start_dir
-    for info in infos:
-        fields = _CENTRAL.unpack_from(raw, position)
-        name_length, extra_length, comment_length = fields[12:15]
-        if (name_length, extra_length, comment_length) != (len(info.filename.encode()), len(info.extra), 0):
-            return f"{info.filename}: central directory length fields damaged"
-        position += _CENTRAL.size + name_length + extra_length
-    expected = len(raw) - _END.size
-    return None if position == expected else f"central directory ends at {position}, not {expected}"
-
-
-def _end_record_problem(raw: bytes, entries: int, start_dir: int) -> str | None:
-    """The end record: no comment, one disk, ``entries`` entries, the directory where it is."""
-    if len(raw) < _END.size:
-        return "no end of central directory record"
-    fields = _END.unpack_from(raw, len(raw) - _END.size)
-    directory_size = len(raw) - _END.size - start_dir
-    expected = (b"PK\x05\x06", 0, 0, entries, entries, directory_size, start_dir, 0)
-    return None if fields == expected else f"end record {fields} != expected {expected}"
-
-
 def npz_container_problem(raw: bytes) -> str | None:
-    """What is wrong with a targets ``.npz``'s zip structure, or None: every local header
-    matches its central directory entry, members follow each other with no gap or overlap up to
-    the central directory, fixed fields hold the writer's values, and there is no comment. The
-    member data is checked by zip's CRC when read; together every byte of the file is covered
-    (up to flips that cannot change what is read, e.g. unused bits inside a deflate stream)."""
+    """What is wrong with a targets ``.npz``'s zip structure, or None: every byte outside the
+    member data (local headers, central directory, end record) must be what the writer
+    (``notewise.data.npzfile``) makes for these members, and the members must follow each other
+    with no gap or overlap. The member data is checked by zip's CRC when read; together every
+    byte of the file is covered (up to flips that cannot change what is read, e.g. unused bits
+    inside a deflate stream)."""
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-        infos, start_dir, comment = archive.infolist(), archive.start_dir, archive.comment
-    if comment:
-        return "unexpected archive comment"
-    problem = _end_record_problem(raw, len(infos), start_dir) or _directory_problem(raw, infos, start_dir)
-    if problem:
-        return problem
-    position = 0
+        infos, start_dir = archive.infolist(), archive.start_dir
+    position, directory = 0, []
     for info in infos:
+        name = info.filename.encode()
+        fields = (info.compress_type, info.CRC, info.file_size, info.compress_size)
+        header = local_header(name, *fields)
         if info.header_offset != position:
             return f"{info.filename}: starts at byte {info.header_offset}, expected {position}"
-        problem = _local_header_problem(raw, info) or _central_entry_problem(info)
-        if problem:
-            return problem
-        position = (info.header_offset + _LOCAL.size + len(info.filename.encode())
-                    + _LOCAL.unpack_from(raw, info.header_offset)[-1] + info.compress_size)
-    return None if position == start_dir else f"members end at {position}, directory at {start_dir}"
+        if raw[position:position + len(header)] != header:
+            return f"{info.filename}: local header differs from the writer's"
+        directory.append(central_entry(name, *fields, position))
+        position += len(header) + info.compress_size
+    if position != start_dir:
+        return f"members end at {position}, central directory starts at {start_dir}"
+    entries = b"".join(directory)
+    if raw[start_dir:] != entries + end_record(len(infos), len(entries), start_dir):
+        return "central directory or end record differs from the writer's"
+    return None
 
 
 def _require(ok, path, check: str, detail) -> None:
@@ -210,7 +148,7 @@ def _check_checksum(waveforms: np.ndarray, members: Mapping, wpath: Path, tpath:
     if CRC_KEY not in members:
         return
     stored = int(members[CRC_KEY])
-    actual = zlib.crc32(memoryview(np.ascontiguousarray(waveforms).reshape(-1)).cast("B"))
+    actual = crc32(memoryview(np.ascontiguousarray(waveforms).reshape(-1)).cast("B"))
     _require(actual == stored, wpath, "checksum",
              f"waveform bytes have CRC-32 {actual:08x}, {tpath.name} recorded {stored:08x}"
              " (the waveforms were damaged after writing)")
@@ -233,7 +171,9 @@ def _check_shapes(waveforms, confs, energies, notes, spec, wpath, tpath) -> None
         _require(confs.shape[1] == n_bins, tpath, "shape",
                  f"n_bins is {confs.shape[1]}, the spec says {n_bins}")
     if notes:
-        for key, dtype in NOTE_DTYPES.items():
+        for key, dtype in {**NOTE_DTYPES, **OPTIONAL_NOTE_DTYPES}.items():
+            if key not in notes:  # the optional columns
+                continue
             _require(notes[key].dtype == dtype and notes[key].ndim == 1, tpath, "shape",
                      f"{key} must be 1-D {dtype}, got {notes[key].dtype} {notes[key].shape}")
         lengths = {k: len(v) for k, v in notes.items()}

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from .model import CONFIG_FILE, PitchModel
 from .settings import model_config
 from .train import (_prepare_checkpoint, harness_settings, open_dataset, settings_fingerprint,
                     task_for)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

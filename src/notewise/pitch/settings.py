@@ -6,7 +6,6 @@ this module fills them in recursively so a partial ``pitch_model:`` block is eno
 
 from __future__ import annotations
 
-from typing import Any
 
 from notewise.config import fill_defaults, load_schema
 
