@@ -6,7 +6,9 @@ single-threaded (NUMBA_NUM_THREADS=1; CPU time from time.process_time), on the d
 random-polyphony settings and on the single-note (sanity) settings. Each figure is the best of
 ``--repeats`` runs (the machine is shared: the best run is the one least disturbed). Rows:
 
-* ``Numba``          ``generate_range`` (sampler, synthesis, labels, note table) in process
+* ``Numba``          ``generate_range`` (sampler, synthesis, labels, note table) in process,
+                     into preallocated output arrays (fresh pages would cost more than the
+                     synthesis of some windows: that is the compute alone)
 * ``Numba + write``  what a shard job does in process: ``write_generated_shard`` (the same,
                      a chunk at a time, streamed to the shard files: float16, CRC, deflate,
                      fsync, rename)
@@ -94,7 +96,8 @@ def measure(kind: str, timbres, args, directory: Path) -> dict:
     spec, windows = make_spec(kind), args.windows
     generate_and_write(spec, 16, timbres, directory)  # load or compile Numba code, untimed
     numpy_reference.generate_range(spec, 0, 2, timbres)
-    numba = best_cpu(generate_range, args.repeats, spec, 0, windows, timbres)
+    out = generate_range(spec, 0, windows, timbres)
+    numba = best_cpu(lambda: generate_range(spec, 0, windows, timbres, out=out), args.repeats)
     written = best_cpu(generate_and_write, args.repeats, spec, windows, timbres, directory)
     job = min(shard_job_cpu(spec, args.shard_size, directory / "timbres.npz", directory)
               for _ in range(max(1, args.repeats // 2)))

@@ -1,4 +1,4 @@
-"""The targets' byte format: our zip writer makes exactly zipfile's container, deflated by ISA-L."""
+"""The targets' byte format: our zip writer makes exactly zipfile's container, deflated by zlib-ng."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def test_the_container_is_zipfiles_byte_for_byte(monkeypatch, compresslevel):
     assert npz_bytes(MEMBERS, compresslevel) == zipfile_npz(MEMBERS, compresslevel)
 
 
-@pytest.mark.parametrize("compresslevel", [0, 1, 2, 3])
-def test_numpy_and_zipfile_read_what_isal_deflates(compresslevel):
+@pytest.mark.parametrize("compresslevel", [0, 1, 6, 9])
+def test_numpy_and_zipfile_read_what_zlib_ng_deflates(compresslevel):
     raw = npz_bytes(MEMBERS, compresslevel)
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         assert archive.testzip() is None  # every CRC checked by the stdlib
@@ -74,8 +74,8 @@ def test_a_damaged_deflate_stream_raises_zlib_error():
 
 
 def test_bad_compresslevels_and_huge_members_are_refused(monkeypatch):
-    with pytest.raises(ValueError, match="compresslevel must be 0 .stored. to 3"):
-        npz_bytes(MEMBERS, 6)
+    with pytest.raises(ValueError, match="compresslevel must be 0 .stored. to 9"):
+        npz_bytes(MEMBERS, 10)
     monkeypatch.setattr(npzfile, "MAX_MEMBER_BYTES", 1000)
     with pytest.raises(ValueError, match="confs.npy: 1328 bytes .* above 4 GiB"):
         npz_bytes(MEMBERS, 0)

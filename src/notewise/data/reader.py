@@ -62,7 +62,7 @@ ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
 
 def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) -> dict[str, np.ndarray]:
     """The ``keys`` members of a targets ``.npz``, read-only, for training readers: raw inflate
-    (ISA-L releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
+    (zlib releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
     validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC)."""
     raw = memoryview(Path(path).read_bytes())
     try:

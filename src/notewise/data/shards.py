@@ -73,7 +73,7 @@ OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
 TARGET_KEYS = ("confs", "energies")
 CRC_KEY = "waveforms_crc32"
 
-#: Deflate level of the target members (ISA-L level 1); bench/bench_writes.py has the figures.
+#: Deflate level of the target members (zlib-ng level 1); bench/bench_writes.py has the figures.
 DEFAULT_COMPRESSLEVEL = 1
 GB = 1e9  # shard_size_gb counts decimal gigabytes
 
