@@ -16,8 +16,7 @@ from notewise.data import shards
 from notewise.data.generate import generate_single_note
 from notewise.data.npzfile import npz_bytes
 from notewise.data.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
-                                  atomic_file, read_targets, samples_per_shard, sha256_file,
-                                  write_shard)
+                                  read_targets, samples_per_shard, sha256_file, write_shard)
 
 from shardkit import fake_shard
 
@@ -67,31 +66,6 @@ def test_identical_arrays_give_identical_bytes(tmp_path, shard):
         assert a.read_bytes() == b.read_bytes()
     with zipfile.ZipFile(first[1]) as archive:
         assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-
-
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    path = tmp_path / "t.npz"
-    path.write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_file(path) as fh:
-            fh.write(b"half of a new file")
-            raise KeyboardInterrupt
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["t.npz"]
-
-
-def test_a_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
-    """SIGKILL in the middle of a write (no cleanup runs): the final name never appears."""
-    path = tmp_path / "targets" / "shard_00000.npz"
-    code = (f"import os, signal\nfrom notewise.data.shards import atomic_file\n"
-            f"with atomic_file({str(path)!r}) as fh:\n"
-            f"    fh.write(b'x' * 100000); fh.flush()\n"
-            f"    os.kill(os.getpid(), signal.SIGKILL)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True)
-    assert result.returncode == -9
-    assert not path.exists()
-    leftovers = list(path.parent.iterdir())
-    assert len(leftovers) == 1 and leftovers[0].name.startswith(".shard_00000.npz.")
 
 
 def chunked(tmp_path, data, sizes, name="chunked", **kwargs):

@@ -21,7 +21,7 @@ def _spec(text: str) -> dict:
 
 
 def _write_json(path: str | Path, value: dict) -> None:
-    from notewise.data.shards import atomic_write_bytes
+    from notewise.atomicio import atomic_write_bytes
 
     atomic_write_bytes(Path(path), (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+from notewise.atomicio import atomic_write_bytes
 from notewise.data.shards import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    atomic_write_bytes,
     list_shard_indices,
     relative_shard_paths,
     shard_name,

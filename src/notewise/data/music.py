@@ -91,7 +91,7 @@ class MusicCorpus:
     def save(self, path) -> None:
         """Byte-deterministic ``.npz``, written atomically."""
         from .npzfile import npz_bytes
-        from .shards import atomic_write_bytes
+        from notewise.atomicio import atomic_write_bytes
 
         members = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
         atomic_write_bytes(Path(path), npz_bytes(members, compresslevel=1))

@@ -29,16 +29,15 @@ Why it is written the way it is:
 from __future__ import annotations
 
 import hashlib
-import io
 import math
-import os
 import sys
-import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
+
+from notewise.atomicio import atomic_file, atomic_write_bytes
 
 from .npzfile import (check_compresslevel, crc32, npy_header, npz_members, npz_bytes,
                       read_npy_header)
@@ -164,48 +163,6 @@ def samples_per_shard(shard_size: int | None = None, shard_size_gb: float | None
 
 
 # --------------------------------------------------------------------------- atomic files
-
-
-@contextmanager
-def atomic_file(path: str | Path) -> Iterator[io.BufferedWriter]:
-    """Open a temporary file next to ``path``; on success fsync it and rename it onto ``path``.
-
-    On an exception the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort: not every file system allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> str:
-    """Write ``data`` to ``path`` atomically; returns its sha256 (hex)."""
-    with atomic_file(path) as fh:
-        fh.write(data)
-    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:

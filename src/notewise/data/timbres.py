@@ -23,13 +23,13 @@ NumPy version. ``save`` writes a byte-deterministic ``.npz`` (fixed zip timestam
 """
 from __future__ import annotations
 
-import io
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from notewise.atomicio import atomic_write_bytes
+
+from .npzfile import npz_bytes
 from .rng import dataset_key, uniform01
 
 AMPLITUDE_FLOOR = 1e-4  # -80 dB relative to the strongest partial
@@ -86,15 +86,7 @@ class TimbreLibrary:
             "adsr": self.adsr,
             "names": np.array(self.names, dtype=str),
         }
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for key, array in arrays.items():
-                buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-                archive.writestr(zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0)),
-                                 buffer.getvalue())
-        tmp.replace(path)
+        atomic_write_bytes(path, npz_bytes(arrays, compresslevel=0))
 
     @classmethod
     def load(cls, path) -> "TimbreLibrary":

@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from notewise.atomicio import atomic_write_text
+
 from .notes import RawMidi
 from .reading import MidiReader
 from .score import quantize
@@ -72,11 +74,7 @@ def cache_json(tokenized: TokenizedFile | MidiFileError, vocab: Vocabulary, sour
 def save_cache(tokenized: TokenizedFile | MidiFileError, vocab: Vocabulary,
                path: str | os.PathLike, source: str) -> None:
     """Write the cache (or the reason the file was unreadable) atomically (temp + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(cache_json(tokenized, vocab, source), separators=(",", ":")))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(cache_json(tokenized, vocab, source), separators=(",", ":")))
 
 
 def _check_sequences(sequences, vocab_size: int) -> None:

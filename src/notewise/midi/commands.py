@@ -27,6 +27,8 @@ import os
 import sys
 from pathlib import Path
 
+from notewise.atomicio import atomic_write_text
+
 from .vocab import DEFAULT_MIN_LENGTH
 
 DEFAULT_MAX_LENGTH = 2**17
@@ -166,10 +168,7 @@ def _load_vocab(path: Path | None):
 
 
 def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def _is_main_process() -> bool:

@@ -14,6 +14,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from notewise.atomicio import atomic_path
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")
@@ -44,13 +46,11 @@ def _export_one(args: tuple[str, str]) -> str | None:
     source, target = args
     from music21 import converter
 
-    tmp = Path(target).with_suffix(".tmp.mid")
     try:
-        converter.parse(source).write("midi", fp=str(tmp))
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            converter.parse(source).write("midi", fp=str(tmp))
         return None
     except Exception as err:  # music21 raises many kinds; one bad score must not stop the rest
-        tmp.unlink(missing_ok=True)
         return f"{type(err).__name__}: {err}"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from notewise.atomicio import atomic_path
 
 # (metrics key, label, matplotlib format) exactly as the seed asks
 CURVES = {
@@ -51,11 +52,11 @@ def _save(fig, path: str | os.PathLike) -> None:
     """Write ``fig`` to ``path`` atomically (a reader never sees half a file) and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
 
 
 def plot_pianoroll(score, steps_per_beat: int, path: str | os.PathLike,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from notewise.atomicio import atomic_copy
 from notewise.training import fit
 
 from .evaluate import load_windows, multipitch_scores, split_by_window
@@ -79,9 +79,7 @@ def train_matrix_model(settings: dict, train_dirs: list, windows: int, out_dir) 
     task = task_for(settings, source, None)
     history = fit(PitchModel(cfg), task, ckpt_dir, harness_settings(train, progress=False))
     for name in ("model.pth", "metrics.json", CONFIG_FILE):
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_bytes((ckpt_dir / name).read_bytes())
-        os.replace(tmp, out_dir / name)
+        atomic_copy(ckpt_dir / name, out_dir / name)
     return history
 
 

@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 import torch
 
+from notewise.atomicio import atomic_copy
 from notewise.training import StepResult, TrainSettings, fit
 
 from .loss import pitch_loss
@@ -308,6 +309,5 @@ def train_pitch(settings: dict, train_dir: str | Path, val_dir: str | Path | Non
                   on_epoch_end)
     if rank == 0:
         for name in ("model.pth", "metrics.json", CONFIG_FILE):
-            shutil.copyfile(ckpt_dir / name, out_dir / f".{name}.tmp")
-            (out_dir / f".{name}.tmp").replace(out_dir / name)
+            atomic_copy(ckpt_dir / name, out_dir / name)
     return history

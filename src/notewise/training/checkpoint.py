@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from notewise.atomicio import fsync_directory
 STAGING = ".staging"
 COMMITTED = "COMMITTED"
 
@@ -34,17 +35,6 @@ def _fsync_write(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def torch_bytes(obj: Any) -> bytes:
@@ -61,7 +51,7 @@ def _publish(ckpt_dir: Path, staging: Path) -> None:
     for item in sorted(staging.iterdir()):
         if item.name != COMMITTED:
             os.replace(item, ckpt_dir / item.name)
-    _fsync_dir(ckpt_dir)
+    fsync_directory(ckpt_dir)
     shutil.rmtree(staging)
 
 
@@ -89,5 +79,5 @@ def commit(ckpt_dir: str | os.PathLike, files: dict[str, bytes | Callable[[], by
     marker_tmp = staging / (COMMITTED + ".tmp")
     _fsync_write(marker_tmp, b"")
     os.replace(marker_tmp, staging / COMMITTED)
-    _fsync_dir(staging)
+    fsync_directory(staging)
     _publish(ckpt_dir, staging)
