@@ -33,9 +33,9 @@ loop): ``sum_k c_k e^{ikt}`` with ``c_k = A_k e^{i phi_k}`` and ``e^{i(k+1)t} = 
 e^{i(k-1)t}`` gives ``b_k = (c_k - b_{k+2}) + 2 cos(t) b_{k+1}`` (``b_{K+1} = b_{K+2} = 0``) and
 ``x = Im(e^{it} b_1 - b_2)``: per harmonic and sample, two fused multiply-adds and two subtractions
 in float32 (real and imaginary part). The loops run harmonics outer and samples inner, over blocks
-of ``BLOCK`` samples whose six float32 buffers stay in L1 and which LLVM vectorises, four harmonics
-per pass (harmonics are zero-padded to a multiple of four; zero coefficients leave the recurrence
-exactly unchanged). The first pass also forms the per-sample ``2 cos t, sin t``, the last one
+of ``BLOCK`` samples whose six float32 buffers stay in L1 and which LLVM vectorises, eight
+harmonics per pass where it can, else four (harmonics are zero-padded to a multiple of four; zero
+coefficients leave the recurrence exactly unchanged). The first pass also forms the per-sample ``2 cos t, sin t``, the last one
 mixes into the window, so nothing but the recurrence touches memory in between.
 
 ``e^{i w n}`` per sample is ``e^{i w n0} * T[n - n0]`` for the block start ``n0``, in float64 and
@@ -341,6 +341,22 @@ def _clenshaw_middle(two_cos, br1, bi1, br2, bi2, count, c_re, c_im, k):
 
 
 @njit(cache=True, fastmath={"contract"})
+def _clenshaw_middle8(two_cos, br1, bi1, br2, bi2, count, c_re, c_im, k):
+    """Harmonics ``k..k-7`` in one pass: the same steps as two ``_clenshaw_middle`` passes, with
+    half their loads and stores."""
+    r3, r2, r1, r0 = _four_coefficients(c_re, k)
+    m3, m2, m1, m0 = _four_coefficients(c_im, k)
+    r7, r6, r5, r4 = _four_coefficients(c_re, k - 4)
+    m7, m6, m5, m4 = _four_coefficients(c_im, k - 4)
+    for j in range(count):
+        x = two_cos[j]
+        b1, b2 = _four_harmonics(x, br1[j], br2[j], r3, r2, r1, r0)
+        br1[j], br2[j] = _four_harmonics(x, b1, b2, r7, r6, r5, r4)
+        b1, b2 = _four_harmonics(x, bi1[j], bi2[j], m3, m2, m1, m0)
+        bi1[j], bi2[j] = _four_harmonics(x, b1, b2, m7, m6, m5, m4)
+
+
+@njit(cache=True, fastmath={"contract"})
 def _clenshaw_tail(out, env, two_cos, sines, br1, bi1, br2, bi2, count, c_re, c_im):
     """Harmonics 4..1, then ``out += env * Im(e^{it} b_1 - b_2)`` (block slices)."""
     r3, r2, r1, r0 = _four_coefficients(c_re, 4)
@@ -390,8 +406,14 @@ def render_harmonic(out, env, first, stop, freq, amplitudes_row, top, sample_rat
         else:
             _clenshaw_head(two_cos, sines, br1, bi1, br2, bi2, count, start_re, start_im,
                            table_re, table_im, c_re, c_im, padded)
-            for k in range(padded - 4, 4, -4):
-                _clenshaw_middle(two_cos, br1, bi1, br2, bi2, count, c_re, c_im, k)
+            k = padded - 4
+            while k > 4:  # eight harmonics a pass while at least four remain for the tail
+                if k - 8 >= 4:
+                    _clenshaw_middle8(two_cos, br1, bi1, br2, bi2, count, c_re, c_im, k)
+                    k -= 8
+                else:
+                    _clenshaw_middle(two_cos, br1, bi1, br2, bi2, count, c_re, c_im, k)
+                    k -= 4
             _clenshaw_tail(block_out, block_env, two_cos, sines, br1, bi1, br2, bi2, count,
                            c_re, c_im)
         start_re, start_im = (start_re * step_re - start_im * step_im,
