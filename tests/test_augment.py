@@ -240,3 +240,39 @@ def test_augmentations_are_independent_switches(lib, corpus):
     roomy = music.generate_music_range({**SPEC, "settings": both}, 0, 20, lib, corpus=corpus)
     assert set(detuned.notes["note_detune_cents"].tolist()) <= set(
         roomy.notes["note_detune_cents"].tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(onset=st.integers(-400, 250), length=st.integers(1, 700), taps=st.integers(1, 300),
+       timbre=st.integers(0, 99), seed=st.integers(0, 2**32 - 1))
+def test_room_mean_square_is_the_mean_of_the_convolved_power_envelope(lib, onset, length, taps,
+                                                                      timbre, seed):
+    """The prefix-sum form equals the brute-force mean of ``env**2 * h**2`` (np.convolve) over
+    the note's visible span with the tail (what ``label_room`` needs)."""
+    from notewise.data.synth import fill_envelope
+
+    window, sr = 256, 44100.0
+    h = np.random.default_rng(seed).standard_normal(taps)
+    h2 = h**2 / np.sum(h**2)
+    shift, offset = taps - 1, onset + length
+    first, stop = max(onset, 0), min(offset + shift, window)
+    if stop <= first:
+        return
+    env = np.zeros(window + shift, np.float32)  # window samples -shift .. window-1
+    lo, hi = max(onset + shift, 0), min(offset + shift, window + shift)
+    if hi > lo:
+        fill_envelope(env, lo, hi, onset + shift, offset + shift, lib.adsr[timbre], sr, 1.0)
+    power = np.convolve(env.astype(np.float64) ** 2, h2)[shift:shift + window]
+    cumsum = np.concatenate([[0.0], np.cumsum(h2)])
+    got = aug.room_mean_square(first, stop, onset, offset, lib.adsr[timbre], sr, cumsum)
+    assert got == pytest.approx(power[first:stop].mean(), rel=1e-6, abs=1e-12)
+
+
+def test_the_wet_window_is_the_tail_of_the_full_convolution():
+    rng = np.random.default_rng(3)
+    for taps, window in ((1, 64), (37, 64), (300, 1000), (1000, 17)):
+        dry, ir = rng.standard_normal(window + taps - 1), rng.standard_normal(taps)
+        np.testing.assert_allclose(aug.room_window(dry, ir),
+                                   np.convolve(dry, ir)[taps - 1:window + taps - 1], atol=1e-9)
+    with pytest.raises(ValueError, match="shorter than the impulse response"):
+        aug.room_window(np.ones(3), np.ones(5))

@@ -23,8 +23,9 @@ Window-level (drawn per sample ``i`` with the dataset key):
   classes 1/3, as in SPEC section 2) with ``coeff_room = sum_k A_k**2 |H(f_k)|**2 / 2`` (the
   exact steady-state power of the partials through ``h``) and ``p`` the convolution of ``env**2``
   with ``h**2`` (the power envelope spread by the room's power decay; exact in expectation over
-  the noise's phases). This needs one FFT convolution per note instead of SPEC's closed form
-  per envelope piece.
+  the noise's phases). Only the mean of ``p`` over the visible span is needed, and that is
+  ``sum_m env(m)**2 (C(stop - m) - C(first - m)) / (stop - first)`` with ``C`` the cumulative sum
+  of ``h**2`` (``room_mean_square``): one pass over the note's samples, no convolution.
 
 Note-level (drawn per (piece, note) with the piece's key, so a note sounds the same in every
 window that cuts it, and a window is a cut of one rendered performance):
@@ -43,11 +44,13 @@ window that cuts it, and a window is a cut of one rendered performance):
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 from numba import njit
 
 from .rng import randint, random_u64, uniform, uniform01
-from .synth import (TWO_PI, audible_partial_count, fill_envelope, fill_partial_phases,
-                    partial_frequency, render_harmonic, render_inharmonic)
+from .synth import (TWO_PI, audible_partial_count, envelope_in_samples, envelope_piece_samples,
+                    fill_envelope, fill_partial_phases, partial_frequency, render_harmonic,
+                    render_inharmonic)
 
 VIBRATO_SEGMENT = 128  # samples at one frequency (2.9 ms at 44.1 kHz)
 RT60_DECAY_DB = 60.0
@@ -265,12 +268,40 @@ def room_energy_coeff(freq, amplitudes_row, stretch, sample_rate, power, spacing
     return 0.5 * total
 
 
-def fft_convolve(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Full linear convolution (float64) by real FFTs."""
-    size = signal.shape[-1] + len(kernel) - 1
-    n_fft = 1 << int(np.ceil(np.log2(size)))
-    spectrum = np.fft.rfft(signal, n_fft, axis=-1) * np.fft.rfft(kernel, n_fft)
-    return np.fft.irfft(spectrum, n_fft, axis=-1)[..., :size]
+def room_window(dry: np.ndarray, ir: np.ndarray) -> np.ndarray:
+    """Samples ``shift .. len(dry) - 1`` (``shift = len(ir) - 1``) of the linear convolution of
+    ``dry`` with ``ir``, float64: the wet window of a dry signal that starts ``shift`` samples
+    before it. One real FFT of ``next_fast_len(len(dry))`` points: a circular convolution of that
+    size wraps nothing into these samples."""
+    shift = len(ir) - 1
+    if len(dry) < len(ir):
+        raise ValueError(f"dry signal of {len(dry)} samples is shorter than the impulse response")
+    n_fft = scipy.fft.next_fast_len(len(dry), real=True)
+    spectrum = scipy.fft.rfft(dry, n_fft) * scipy.fft.rfft(ir, n_fft)
+    return scipy.fft.irfft(spectrum, n_fft)[shift:len(dry)]
+
+
+@njit(cache=True)
+def room_mean_square(first, stop, onset, offset, adsr_row, sample_rate, h2_cumsum):
+    """Mean over window samples ``first <= n < stop`` of ``p = env**2 * h**2`` (convolution) for
+    a note sounding on ``[onset, offset)`` (velocity 1): ``sum_m env(m)**2 (C(stop - m) -
+    C(first - m)) / (stop - first)``, where ``C(j) = h2_cumsum[clip(j, 0, L)]`` is the sum of the
+    first ``j`` values of ``h**2`` (``h2_cumsum[0] = 0``, ``L = len(h)``). Only ``m`` with a
+    non-zero weight, ``first - L < m < stop``, are visited."""
+    length = h2_cumsum.shape[0] - 1
+    attack, decay, sustain, release = envelope_in_samples(adsr_row, sample_rate)
+    lo, hi = max(onset, first - length + 1), min(offset, stop)
+    total = 0.0
+    for piece in range(4):
+        n_lo, n_hi, base, slope = envelope_piece_samples(piece, lo, hi, onset, offset, attack,
+                                                         decay, sustain, release)
+        for j in range(n_hi - n_lo):
+            m = n_lo + j
+            level = np.float64(np.float32(base + slope * j))  # as fill_envelope stores it
+            weight = (h2_cumsum[min(max(stop - m, 0), length)]
+                      - h2_cumsum[min(max(first - m, 0), length)])
+            total += level * level * weight
+    return total / (stop - first)
 
 
 # ----------------------------------------------------------------------------- noise and gain

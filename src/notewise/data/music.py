@@ -43,7 +43,7 @@ from .labels import (classify_note, confidence_weight, in_label_range, label_win
                      note_energy, visible_ratio, write_targets)
 from .rng import dataset_key, mix64, randint, random_u64
 from .shards import OPTIONAL_NOTE_DTYPES
-from .synth import PEAK_LIMIT, apply_peak_limit, fill_envelope, new_scratch
+from .synth import PEAK_LIMIT, apply_peak_limit, new_scratch
 
 log = logging.getLogger(__name__)
 
@@ -373,20 +373,6 @@ def label_dry(ctx, notes, freqs, conf, energy) -> _Labels:
     return out
 
 
-def room_envelope_power(notes: WindowNotes, ir: np.ndarray, window: int,
-                        sample_rate: float) -> np.ndarray:
-    """``[n, W]``: each note's ``env**2`` (velocity 1) convolved with ``h**2``, in the window."""
-    shift = len(ir) - 1
-    envs = np.zeros((notes.count, window + shift), np.float32)
-    for j in range(notes.count):
-        onset, offset = notes.onset[j] + shift, notes.offset[j] + shift
-        first, stop = max(onset, 0), min(offset, window + shift)
-        if stop > first:
-            fill_envelope(envs[j], first, stop, onset, offset, notes.adsr[j], sample_rate, 1.0)
-    smoothed = aug.fft_convolve(envs.astype(np.float64) ** 2, ir**2)
-    return smoothed[:, shift:shift + window]
-
-
 def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
     """Labels with the room (see ``augment``): tail-extended offsets, filtered power."""
     out = _Labels(notes.count)
@@ -394,12 +380,14 @@ def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
     f_min, f_max, n_bins = float(ctx.bins["f_min"]), float(ctx.bins["f_max"]), conf.shape[0]
     out.offset = notes.offset + len(ir) - 1
     power, spacing = aug.room_power_response(ir, sr)
-    env_power = room_envelope_power(notes, ir, window, sr)
+    h2_cumsum = np.concatenate([[0.0], np.cumsum(ir**2)])
     energies = np.zeros(notes.count)
     for j in range(notes.count):
         onset, offset = int(notes.onset[j]), int(out.offset[j])
         first, stop = max(onset, 0), min(offset, window)
-        mean_square = float(env_power[j, first:stop].mean()) if stop > first else 0.0
+        mean_square = (aug.room_mean_square(first, stop, onset, int(notes.offset[j]),
+                                            notes.adsr[j], sr, h2_cumsum)
+                       if stop > first else 0.0)
         coeff = aug.room_energy_coeff(freqs[j], notes.amplitudes[j], np.float64(notes.stretch[j]),
                                       sr, power, spacing)
         out.classes[j] = classify_note(onset, offset, window)
@@ -422,7 +410,7 @@ def render_notes(ctx: _Context, notes: WindowNotes, ir: np.ndarray | None) -> np
     dry = render_dry(notes, ctx.window + shift, shift, ctx.sample_rate)
     if ir is None:
         return dry
-    return aug.fft_convolve(dry.astype(np.float64), ir)[shift:shift + ctx.window]
+    return aug.room_window(dry.astype(np.float64), ir)
 
 
 def window_notes(ctx: _Context, sample: int, timbres):
