@@ -50,3 +50,29 @@ def test_assemble_matrix_writes_every_cell(tmp_path):
     assert frame.set_index(["trained_on", "eval_set"]).loc[("music", "sanity"), "f_measure"] == \
         pytest.approx(0.9)
     assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cells_score_against_the_fully_labelled_notes_as_evaluate_does(tmp_path):
+    """A predictor that finds exactly the class-2/4 notes scores 1: the matrix uses the same
+    reference as the polyphonic evaluation (classes 1 and 3 are below the threshold by design)."""
+    from types import SimpleNamespace
+
+    from notewise.data.shards import targets_path, waveform_path, write_shard
+    from notewise.pitch.matrix import score_dataset
+    from shardkit import fake_shard
+
+    shard = fake_shard(48)
+    write_shard(waveform_path(tmp_path, 0), targets_path(tmp_path, 0), shard)
+    notes = shard.notes
+    full = np.isin(notes["note_class"], (2, 4))
+    assert full.any() and (~full).any()
+
+    class FindsFullNotes:
+        def notes(self, waves):
+            assert len(waves) == 48
+            return SimpleNamespace(window=notes["note_sample"][full].astype(np.int64),
+                                   f0_hz=notes["note_freq"][full].astype(np.float64))
+
+    scores = score_dataset(FindsFullNotes(), tmp_path, None)
+    assert scores["ref_notes"] == int(full.sum())
+    assert scores["recall"] == pytest.approx(1.0) and scores["precision"] == pytest.approx(1.0)

@@ -21,7 +21,7 @@ import torch
 from notewise.atomicio import atomic_copy
 from notewise.training import fit
 
-from .evaluate import load_windows, multipitch_scores, split_by_window
+from .evaluate import FULL_CLASSES, load_windows, multipitch_scores, split_by_window
 from .model import CONFIG_FILE, PitchModel
 from .settings import model_config
 from .train import (_prepare_checkpoint, harness_settings, open_dataset, settings_fingerprint,
@@ -90,12 +90,14 @@ def evenly_spaced(n_windows: int, max_windows: int | None) -> np.ndarray:
 
 
 def score_dataset(predictor, dataset_dir, max_windows: int | None) -> dict:
-    """``mir_eval.multipitch`` scores of ``predictor`` on (evenly spaced windows of) a dataset."""
+    """``mir_eval.multipitch`` scores of ``predictor`` on (evenly spaced windows of) a dataset,
+    with the reference of ``evaluate``'s polyphonic score: the fully labelled notes (classes 2
+    and 4; the others are labelled below the decoding threshold on purpose)."""
     waves, ref, _ = load_windows(dataset_dir)
     rows = evenly_spaced(len(waves), max_windows)
     position = np.full(len(waves), -1)
     position[rows] = np.arange(len(rows))
-    keep = position[ref.window] >= 0
+    keep = (position[ref.window] >= 0) & np.isin(ref.note_class, FULL_CLASSES)
     ref_freqs = split_by_window(position[ref.window[keep]], ref.freq[keep], len(rows))
     est = predictor.notes(waves[rows])
     est_freqs = split_by_window(est.window, est.f0_hz, len(rows))
