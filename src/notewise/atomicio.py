@@ -88,3 +88,9 @@ def atomic_copy(source: str | os.PathLike, path: str | os.PathLike) -> None:
     """Copy the file ``source`` to ``path`` atomically."""
     with open(source, "rb") as src, atomic_file(path) as fh:
         shutil.copyfileobj(src, fh, 1 << 22)
+
+
+def atomic_write_csv(table, path: str | os.PathLike, **to_csv) -> None:
+    """A pandas ``DataFrame`` as CSV (no index column), atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, **to_csv)

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from notewise.atomicio import atomic_write_text
+
 SPECIAL = ("PAD", "BOS", "EOS")
 PAD, BOS, EOS = 0, 1, 2
 VOCAB_FORMAT = "notewise-midi-vocab"
@@ -148,7 +150,7 @@ class Vocabulary:
                 "tokens": self.tokens}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

@@ -35,6 +35,8 @@ import mir_eval
 import numpy as np
 import pandas as pd
 
+from notewise.atomicio import atomic_write_csv, atomic_write_text
+
 CENTS_TOLERANCE = 50.0
 FULL_CLASSES = (2, 4)
 POLYPHONY_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-6", 4, 6), ("7+", 7, 10**9))
@@ -331,18 +333,18 @@ def evaluate_pitch(settings: dict, checkpoint: str | Path, single_dir: str | Pat
         single, by_octave, predictions = evaluate_single_notes(predictor, single_dir,
                                                                ev["max_windows"])
         summary["single_note"] = single
-        by_octave.to_csv(out / "single_note_by_octave.csv", index=False)
-        predictions.to_csv(out / "single_note_predictions.csv", index=False)
+        atomic_write_csv(by_octave, out / "single_note_by_octave.csv")
+        atomic_write_csv(predictions, out / "single_note_predictions.csv")
     position = evaluate_window_position(predictor, ev["position_freqs"], ev["position_offsets"])
     summary["window_position"] = _records(position)
-    position.to_csv(out / "window_position.csv", index=False)
+    atomic_write_csv(position, out / "window_position.csv")
     if poly_dir:
         overall, by_polyphony, by_class = evaluate_polyphonic(predictor, poly_dir,
                                                               ev["max_windows"])
         summary["polyphonic"] = overall
         summary["polyphonic_by_polyphony"] = _records(by_polyphony)
         summary["polyphonic_by_class"] = _records(by_class)
-        by_polyphony.to_csv(out / "polyphonic_by_polyphony.csv", index=False)
-        by_class.to_csv(out / "polyphonic_by_class.csv", index=False)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_csv(by_polyphony, out / "polyphonic_by_polyphony.csv")
+        atomic_write_csv(by_class, out / "polyphonic_by_class.csv")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -18,14 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from notewise.atomicio import atomic_copy
-from notewise.training import fit
+from notewise.atomicio import atomic_path, atomic_write_csv, atomic_write_text
 
 from .evaluate import FULL_CLASSES, load_windows, multipitch_scores, split_by_window
-from .model import CONFIG_FILE, PitchModel
-from .settings import model_config
-from .train import (_prepare_checkpoint, harness_settings, open_dataset, settings_fingerprint,
-                    task_for)
+from .train import fit_and_publish, open_dataset, settings_fingerprint, task_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,25 +58,18 @@ class ConcatSource:
 def train_matrix_model(settings: dict, train_dirs: list, windows: int, out_dir) -> list[dict]:
     """Train one matrix model on ``windows`` windows split evenly over ``train_dirs``; publish
     ``model.pth``, ``metrics.json`` and ``model_config.json`` into ``out_dir``."""
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoint"
-    train = settings["train"]
-    cfg = model_config(settings)
     fingerprint = settings_fingerprint({**settings, "train_dirs": [str(d) for d in train_dirs],
                                         "windows": windows})
-    _prepare_checkpoint(ckpt_dir, fingerprint)
-    (ckpt_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    sources = [open_dataset(d, train["preload"]) for d in train_dirs]
-    share = [windows // len(sources) + (k < windows % len(sources)) for k in range(len(sources))]
-    source = ConcatSource(sources, share)
-    log.info("%s: %d windows from %s", out_dir.name, len(source),
-             {str(d): c for d, c in zip(train_dirs, source.counts)})
-    torch.manual_seed(train["seed"])
-    task = task_for(settings, source, None)
-    history = fit(PitchModel(cfg), task, ckpt_dir, harness_settings(train, progress=False))
-    for name in ("model.pth", "metrics.json", CONFIG_FILE):
-        atomic_copy(ckpt_dir / name, out_dir / name)
-    return history
+
+    def make_task():
+        sources = [open_dataset(d, settings["train"]["preload"]) for d in train_dirs]
+        share = [windows // len(sources) + (k < windows % len(sources)) for k in range(len(sources))]
+        source = ConcatSource(sources, share)
+        log.info("%s: %d windows from %s", Path(out_dir).name, len(source),
+                 {str(d): c for d, c in zip(train_dirs, source.counts)})
+        return task_for(settings, source, None)
+
+    return fit_and_publish(settings, out_dir, fingerprint, make_task, progress=False)
 
 
 def evenly_spaced(n_windows: int, max_windows: int | None) -> np.ndarray:
@@ -113,7 +102,7 @@ def evaluate_matrix_model(settings: dict, checkpoint, eval_dirs: dict, max_windo
                                ev["device"])
     rows = [{"eval_set": name, **score_dataset(predictor, path, max_windows)}
             for name, path in eval_dirs.items()]
-    Path(output).write_text(json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(output, json.dumps(rows, indent=2) + "\n")
     return rows
 
 
@@ -129,7 +118,7 @@ def assemble_matrix(results: dict, csv_path, figure_path) -> "pd.DataFrame":
     frame = pd.DataFrame([{"trained_on": model, **row}
                           for model, path in results.items()
                           for row in json.loads(Path(path).read_text())])
-    frame.to_csv(csv_path, index=False, float_format="%.4f")
+    atomic_write_csv(frame, csv_path, float_format="%.4f")
     table = frame.pivot(index="trained_on", columns="eval_set", values="f_measure")
     table = table.loc[list(results), list(dict.fromkeys(frame["eval_set"]))]
     fig, ax = plt.subplots(figsize=(1.6 * table.shape[1] + 2, 0.8 * table.shape[0] + 1.5))
@@ -144,6 +133,7 @@ def assemble_matrix(results: dict, csv_path, figure_path) -> "pd.DataFrame":
     fig.colorbar(image, ax=ax, label="mir_eval multipitch F-measure")
     ax.set_title("Pitch model F-measure: training data x evaluation set")
     fig.tight_layout()
-    fig.savefig(figure_path, dpi=120)
+    with atomic_path(figure_path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return frame

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from notewise.atomicio import atomic_path  # noqa: E402
+
 PLOT_FILES = ("loss_curves.png", "f_measure_by_polyphony.png", "window_position.png",
               "f0_scatter.png", "example_windows.png")
 DPI = 110
@@ -24,9 +26,12 @@ EXAMPLE_POOL = 4096  # example windows are picked among the first this many
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=DPI)
+    finally:
+        plt.close(fig)
     return path
 
 

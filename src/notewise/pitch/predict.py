@@ -21,6 +21,8 @@ import torch
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
+from notewise.atomicio import atomic_write_csv
+
 from .inference import Predictor
 
 CSV_COLUMNS = ["time", "f0_hz", "confidence", "energy_share"]
@@ -69,7 +71,7 @@ def predict_audio(predictor: Predictor, audio: np.ndarray, hop: int) -> pd.DataF
 
 
 def write_csv(table: pd.DataFrame, path) -> None:
-    table.to_csv(path, index=False, float_format="%.6g")
+    atomic_write_csv(table, path, float_format="%.6g")
 
 
 def predict_file(audio_path: str | Path, checkpoint: str | Path, out, hop: int = 441,

@@ -295,17 +295,28 @@ def train_pitch(settings: dict, train_dir: str | Path, val_dir: str | Path | Non
 
     ``on_epoch_end(history)`` runs on rank 0 after each epoch's checkpoint (the harness hook).
     """
+    return fit_and_publish(
+        settings, out_dir, settings_fingerprint(settings),
+        lambda: build_task(settings, train_dir, val_dir, settings["train"]["device"]),
+        progress, on_epoch_end)
+
+
+def fit_and_publish(settings: dict, out_dir: str | Path, fingerprint: str,
+                    make_task: Callable[[], PitchTrainTask], progress: bool = True,
+                    on_epoch_end: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Train a ``PitchModel`` of ``settings`` on ``make_task()`` in ``out_dir/checkpoint``
+    (resumed when its fingerprint matches, started over otherwise), then publish ``model.pth``,
+    ``metrics.json`` and ``model_config.json`` into ``out_dir`` (rank 0 only, atomically)."""
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoint"
     cfg = model_config(settings)
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
-        _prepare_checkpoint(ckpt_dir, settings_fingerprint(settings))
+        _prepare_checkpoint(ckpt_dir, fingerprint)
         (ckpt_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     torch.manual_seed(settings["train"]["seed"])
     model = PitchModel(cfg)
-    task = build_task(settings, train_dir, val_dir, settings["train"]["device"])
-    history = fit(model, task, ckpt_dir, harness_settings(settings["train"], progress),
+    history = fit(model, make_task(), ckpt_dir, harness_settings(settings["train"], progress),
                   on_epoch_end)
     if rank == 0:
         for name in ("model.pth", "metrics.json", CONFIG_FILE):
