@@ -141,6 +141,13 @@ def test_pitch_training_under_torchrun(tmp_path):
     assert model.state_dict().keys() == state.keys()
     conf, energy = model(torch.randn(2, 1, 4096))
     assert conf.shape == (2, 2048) and torch.isfinite(conf).all() and torch.isfinite(energy).all()
+    # a single process resumes the two-process checkpoint (nothing left to train: same history)
+    from notewise.pitch.settings import pitch_settings
+    from notewise.pitch.train import train_pitch
+
+    history = json.loads((out / "metrics.json").read_text())
+    resumed = train_pitch(pitch_settings(json.loads(pitch_spec())), train, val, out, progress=False)
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in history]
 
 
 # -- MIDI LM -----------------------------------------------------------------------------------
@@ -177,3 +184,11 @@ def test_midi_lm_training_under_torchrun(tmp_path, token_files):
     model.load_state_dict(state)  # strict: every key of a plain model, no DDP wrapper
     logits = model(torch.randint(3, config["vocab_size"], (1, 16)))
     assert torch.isfinite(logits).all()
+    # and the checkpoint generates in a single process, as midi-generate runs it
+    import mido
+
+    from notewise.midi.commands import main as cli
+
+    cli(["midi-generate", str(ckpt), str(tmp_path / "sample.mid"), "--tokens", "200", "--seed", "3"])
+    midi = mido.MidiFile(tmp_path / "sample.mid")
+    assert sum(msg.type == "note_on" and msg.velocity > 0 for msg in midi) > 5

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from notewise.pitch.model import load_model
 from notewise.pitch.train import WALL_CLOCK_METRICS, train_pitch
@@ -77,35 +74,6 @@ def test_changed_settings_restart_instead_of_resuming(tmp_path, data):
     assert second[0]["train_loss"] != first[0]["train_loss"]
     state = torch.load(out / "checkpoint" / "state.pth", weights_only=True)
     assert state["settings"]["lr"] == 0.005
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ddp_worker(rank, world_size, port, settings, train_dir, val_dir, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    train_pitch(settings, train_dir, val_dir, out, progress=False)
-
-
-def test_two_process_gloo_ddp_checkpoint_loads_in_a_single_process(tmp_path, data):
-    out = tmp_path / "ddp"
-    settings = tiny_settings(epochs=1, device="cpu")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), settings, str(data[0]), str(data[1]), str(out)),
-             nprocs=2, join=True)
-    history = json.loads((out / "metrics.json").read_text())
-    assert history[0]["train_batches"] == 4  # 64 samples / (16 per batch) over both ranks
-    state = torch.load(out / "model.pth", weights_only=True)
-    assert not any(k.startswith("module.") for k in state)
-    model = load_model(out / "model.pth")
-    assert torch.isfinite(model(torch.randn(1, 1, 4096))[0]).all()
-    # and a single process resumes the two-process checkpoint
-    resumed = train_pitch(tiny_settings(epochs=1, device="cpu"), *data, out, progress=False)
-    assert [r["epoch"] for r in resumed] == [0]
 
 
 def test_changed_training_code_restarts_instead_of_resuming(tmp_path, data, monkeypatch):
