@@ -170,3 +170,13 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
         except Exception:
             pass
     assert missed == []
+
+
+def test_every_dataset_kind_has_validation_rules():
+    """A kind added to the generator without rules here fails this test, not a user's build."""
+    from notewise.data.generate import KIND_BUILDERS
+    from notewise.data.validate import KIND_RULES, kind_rules
+
+    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render"}
+    with pytest.raises(ValueError, match="no validation rules for dataset kind 'chirps'"):
+        kind_rules("chirps")

@@ -34,7 +34,8 @@ from .synth import new_scratch, render_window
 from .timbres import TimbreLibrary, build_timbre_library
 
 #: Dataset kinds drawn by a note sampler. Adding one: a code here, a params builder in
-#: ``KIND_BUILDERS`` (bottom of the kind section) and a branch in ``_draw_notes``. The one kind
+#: ``KIND_BUILDERS`` (bottom of the kind section), a branch in ``_draw_notes`` and its rules in
+#: ``validate.KIND_RULES`` (a test checks they exist). The one kind
 #: without a sampler, ``midi_render`` (notes from real MIDI, ``notewise.data.music``), is handed
 #: over whole in ``generate_samples``.
 KIND_RANDOM_POLYPHONY = 0

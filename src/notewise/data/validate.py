@@ -36,7 +36,7 @@ import io
 import math
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -250,19 +250,27 @@ def _check_notes_against_spec(notes, classes, per_window, spec, tpath) -> None:
     in_range = BinSpec.from_dict(spec["bins"]).contains(notes["note_freq"])
     _require(in_range.all(), tpath, "notes",
              lambda: f"note_freq {notes['note_freq'][~in_range][0]} Hz outside the bin range")
-    settings = spec["settings"]
-    if settings["kind"] == "single_note":
-        _require((per_window == 1).all(), tpath, "notes", "single_note windows must hold exactly one note")
-        _require((classes == 4).all(), tpath, "notes", "single_note notes must be class 4")
-    elif settings["kind"] == "midi_render":  # polyphony comes from the music: no cap to check
-        from notewise.data.music import check_music_notes
+    kind_rules(spec["settings"]["kind"]).shard_notes(notes, classes, per_window, spec, tpath)
 
-        problem = check_music_notes(notes, spec)
-        _require(problem is None, tpath, "notes", problem)
-    else:
-        top = max(settings["polyphony"])
-        _require(per_window.max() <= top, tpath, "notes",
-                 f"a window holds {per_window.max()} notes, the settings allow at most {top}")
+
+def _single_note_shard(notes, classes, per_window, spec, tpath) -> None:
+    _require((per_window == 1).all(), tpath, "notes", "single_note windows must hold exactly one note")
+    _require((classes == 4).all(), tpath, "notes", "single_note notes must be class 4")
+
+
+def _random_polyphony_shard(notes, classes, per_window, spec, tpath) -> None:
+    top = max(spec["settings"]["polyphony"])
+    _require(per_window.max() <= top, tpath, "notes",
+             f"a window holds {per_window.max()} notes, the settings allow at most {top}")
+
+
+def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
+    """Polyphony comes from the music (no cap to check); the pitch deviations must explain the
+    labels (``music.check_music_notes``)."""
+    from notewise.data.music import check_music_notes
+
+    problem = check_music_notes(notes, spec)
+    _require(problem is None, tpath, "notes", problem)
 
 
 def _check_peaks(confs, energies, notes, per_window, spec, tpath) -> None:
@@ -420,20 +428,51 @@ def summarize_dataset(reports: list[Mapping], spec: Mapping | None) -> dict:
 
 
 def _check_distributions(summary: Mapping, settings: Mapping, name: str) -> None:
+    kind_rules(settings["kind"]).distributions(summary, settings, name)
+
+
+def _single_note_distributions(summary: Mapping, settings: Mapping, name: str) -> None:
     classes, hist = summary["class_counts"], summary["polyphony_histogram"]
-    if settings["kind"] == "single_note":
-        if any(hist[k] for k in range(len(hist)) if k != 1) or classes["4"] != summary["num_notes"]:
-            raise DatasetValidationError(f"dataset {name}: single_note needs one class-4 note per"
-                                         f" window, got polyphony histogram {hist}, classes {classes}")
-        return
-    if settings["kind"] == "midi_render":  # classes and polyphony come from the music
-        return
+    if any(hist[k] for k in range(len(hist)) if k != 1) or classes["4"] != summary["num_notes"]:
+        raise DatasetValidationError(f"dataset {name}: single_note needs one class-4 note per"
+                                     f" window, got polyphony histogram {hist}, classes {classes}")
+
+
+def _random_polyphony_distributions(summary: Mapping, settings: Mapping, name: str) -> None:
+    classes = summary["class_counts"]
     if summary["num_notes"] >= MIN_NOTES_FOR_CLASS_CHECK:
         absent = [c for c in CLASSES if classes[str(c)] == 0]
         if absent:
             raise DatasetValidationError(f"dataset {name}: no note of class {absent} among"
                                          f" {summary['num_notes']} notes")
-    _check_polyphony(hist, settings["polyphony"], name)
+    _check_polyphony(summary["polyphony_histogram"], settings["polyphony"], name)
+
+
+def _no_distribution_check(summary: Mapping, settings: Mapping, name: str) -> None:
+    """``midi_render``: classes and polyphony come from the music, not from settings."""
+
+
+class KindRules(NamedTuple):
+    """What a dataset kind's notes must satisfy: per shard (``shard_notes``, after the rules
+    every kind shares) and over the whole dataset (``distributions``)."""
+
+    shard_notes: Callable
+    distributions: Callable
+
+
+#: Dataset kind -> its validation rules (one entry per kind of ``generate.KIND_BUILDERS`` and
+#: ``midi_render``).
+KIND_RULES = {
+    "single_note": KindRules(_single_note_shard, _single_note_distributions),
+    "random_polyphony": KindRules(_random_polyphony_shard, _random_polyphony_distributions),
+    "midi_render": KindRules(_midi_render_shard, _no_distribution_check),
+}
+
+
+def kind_rules(kind: str) -> KindRules:
+    if kind not in KIND_RULES:
+        raise ValueError(f"no validation rules for dataset kind {kind!r}; known: {sorted(KIND_RULES)}")
+    return KIND_RULES[kind]
 
 
 def _check_polyphony(hist: list[int], drawn: list[int], name: str) -> None:
