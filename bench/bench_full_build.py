@@ -23,15 +23,14 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "envs")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workflowkit import REPO, copy_workflow, run_snakemake as snakemake  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,10 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def make_workdir(path: Path, samples: int, shard_size: int) -> Path:
     if path.exists():
         shutil.rmtree(path)
-    path.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, path / name)
+    copy_workflow(path)
     write_config(path, samples, shard_size)
     return path
 
@@ -61,19 +57,6 @@ def write_config(path: Path, samples: int, shard_size: int) -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["datasets"]["train"].update(num_samples=samples, shard_size=shard_size)
     (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
-    """(wall seconds, output) of one snakemake run in ``workdir``; raises if it fails."""
-    venv_bin = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}"}
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    return wall, proc.stdout + proc.stderr
 
 
 def job_benchmarks(workdir: Path, rule: str) -> list[dict[str, float]]:

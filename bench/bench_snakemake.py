@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,18 +20,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "envs", "config.yaml", "configs")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workflowkit import copy_workflow, run_snakemake  # noqa: E402
+
 TARGET = "train_shards"
-
-
-def copy_workflow(destination: Path) -> None:
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, destination / name)
-        elif source.exists():
-            shutil.copy(source, destination / name)
 
 
 def merged_config(workdir: Path, configfiles: list[str]) -> dict:
@@ -66,15 +57,7 @@ def placeholder_outputs(workdir: Path, config: dict, dataset: str = "train") -> 
 
 
 def snakemake(workdir: Path, configfiles: list[str], *args: str) -> tuple[float, str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "snakemake", "--cores", "1", TARGET,
-               "--configfile", *configfiles, *args]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return seconds, result.stdout + result.stderr
+    return run_snakemake(workdir, "--cores", "1", TARGET, "--configfile", *configfiles, *args)
 
 
 def main(argv=None) -> int:
