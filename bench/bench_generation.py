@@ -39,6 +39,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy_reference  # noqa: E402
+from timing import best_seconds  # noqa: E402
 
 from notewise.data.generate import generate_range, write_generated_shard  # noqa: E402
 from notewise.data.timbres import build_timbre_library  # noqa: E402
@@ -63,14 +64,9 @@ PROTOTYPE = {"numpy": 260, "numba": 25_600}  # windows/CPU-s, the issue's figure
 TARGET_RATIO = 100  # end to end, writes included, against the NumPy reference
 
 
-def cpu_seconds(function, *args) -> float:
-    start = time.process_time()
-    function(*args)
-    return time.process_time() - start
-
-
 def best_cpu(function, repeats: int, *args) -> float:
-    return min(cpu_seconds(function, *args) for _ in range(repeats))
+    """Best CPU seconds of ``function(*args)`` (no warm-up call: ``measure`` warms up once)."""
+    return best_seconds(lambda: function(*args), repeats, clock=time.process_time, warm=False)
 
 
 def generate_and_write(spec, windows, timbres, directory: Path) -> None:

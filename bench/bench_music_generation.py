@@ -15,13 +15,19 @@ import os
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import yaml  # noqa: E402
 
 from notewise.config import generation_spec, with_defaults  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import best_seconds  # noqa: E402
 from notewise.data import music  # noqa: E402
 from notewise.data.generate import generate_range  # noqa: E402
 from notewise.data.timbres import build_timbre_library  # noqa: E402
@@ -55,12 +61,8 @@ def spec_with(config: dict, enabled: tuple[str, ...], always: bool) -> dict:
 
 def best_rate(generate, windows: int, repeats: int) -> float:
     generate(8)  # load or compile the Numba code
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        generate(windows)
-        times.append(time.process_time() - start)
-    return windows / min(times)
+    return windows / best_seconds(lambda: generate(windows), repeats, clock=time.process_time,
+                                  warm=False)
 
 
 def main() -> None:

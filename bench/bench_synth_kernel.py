@@ -17,7 +17,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -27,21 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy_reference  # noqa: E402
 from bench_generation import make_spec  # noqa: E402
+from timing import best_seconds  # noqa: E402
 
 from notewise.data import synth  # noqa: E402
 from notewise.data.generate import KIND_RANDOM_POLYPHONY, _draw_notes, _note_scratch, kind_params  # noqa: E402
 from notewise.data.rng import dataset_key  # noqa: E402
 from notewise.data.timbres import build_timbre_library  # noqa: E402
-
-
-def best_seconds(function, repeats: int = 7) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 @njit
@@ -106,7 +96,7 @@ def main() -> None:
     work = np.random.default_rng(0).random((6, synth.BLOCK)).astype(np.float32) * 0.01
     coefs = np.random.default_rng(1).random((2, 52)).astype(np.float32) * 0.01
     for label, eight in (("four", False), ("eight", True)):
-        seconds = best_seconds(lambda: _middle_passes(work, coefs, 2000, eight))
+        seconds = best_seconds(lambda: _middle_passes(work, coefs, 2000, eight), 7)
         print(f"main pass, {label} harmonics a pass: {2000 * 44 * synth.BLOCK / seconds / 1e9:.1f}"
               " steps/ns")
 
@@ -119,7 +109,7 @@ def main() -> None:
         top = synth.audible_partial_count(110.0, amplitudes, float(timbres.inharmonicity[t]), 44100.0)
         padded = 4 * ((top + 3) // 4) if label == "harmonic" else top
         seconds = best_seconds(lambda: _notes(out, amplitudes, np.float64(timbres.inharmonicity[t]),
-                                              timbres.adsr[t], scratch, 200))
+                                              timbres.adsr[t], scratch, 200), 7)
         print(f"whole {label} note ({top} partials, 4096 samples): {seconds / 200 * 1e6:.1f} us,"
               f" {200 * 4096 * padded / seconds / 1e9:.1f} steps/ns")
 

@@ -18,7 +18,6 @@ import io
 import tempfile
 import zipfile
 import zlib
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +26,7 @@ import numpy as np
 from notewise.data.npzfile import crc32, npy_bytes, npz_bytes
 from notewise.data.reader import read_target_arrays
 from notewise.data.shards import DEFAULT_COMPRESSLEVEL, ShardWriter, note_table, to_float16
+from timing import best_seconds
 
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 
@@ -89,16 +89,6 @@ def stdlib_npz(members: dict, level: int) -> bytes:
     return buffer.getvalue()
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm: Numba code loaded, pages touched
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4096)
@@ -119,7 +109,7 @@ def main() -> None:
         "waveform CRC-32 (zlib)": lambda: zlib.crc32(shard.waveforms),
     }
     for name, fn in parts.items():
-        print(f"  {name:<22} {n / best_time(fn, args.repeat):>10,.0f} samples/s")
+        print(f"  {name:<22} {n / best_seconds(fn, args.repeat):>10,.0f} samples/s")
     print(f"{'what':<34} {'samples/s':>10} {'targets MB':>11} {'shard MB':>9}")
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         wpath, tpath = Path(tmp) / "w.npy", Path(tmp) / "t.npz"
@@ -127,18 +117,18 @@ def main() -> None:
         members = {"confs": to_float16(shard.confs), "energies": to_float16(shard.energies),
                    **shard.notes}
         for level in sorted({0, 1, 2, 6, DEFAULT_COMPRESSLEVEL}):
-            seconds = best_time(lambda: write_like_a_job(shard, wpath, tpath, level), args.repeat)
-            targets_only = best_time(lambda: npz_bytes(members, level), args.repeat)
+            seconds = best_seconds(lambda: write_like_a_job(shard, wpath, tpath, level), args.repeat)
+            targets_only = best_seconds(lambda: npz_bytes(members, level), args.repeat)
             targets_seconds[level] = targets_only
             size, total = tpath.stat().st_size / 1e6, (tpath.stat().st_size + wpath.stat().st_size) / 1e6
-            read = best_time(lambda: read_target_arrays(tpath), args.repeat)
+            read = best_seconds(lambda: read_target_arrays(tpath), args.repeat)
             label = "stored" if level == 0 else f"deflate {level}"
             print(f"shard write, {label:<21} {n / seconds:>10,.0f} {size:>11.2f} {total:>9.1f}"
                   f"   (targets .npz in memory alone: {n / targets_only:,.0f}/s;"
                   f" a reader inflates them at {n / read:,.0f}/s)")
-        stdlib = best_time(lambda: stdlib_npz(members, 1), args.repeat)
+        stdlib = best_seconds(lambda: stdlib_npz(members, 1), args.repeat)
         tpath.write_bytes(stdlib_npz(members, 1))
-        read = best_time(lambda: read_target_arrays(tpath), args.repeat)
+        read = best_seconds(lambda: read_target_arrays(tpath), args.repeat)
         print(f"zipfile + zlib targets (level 1)   {n / stdlib:>10,.0f} {tpath.stat().st_size / 1e6:>11.2f}"
               f"      -   (in memory: the writer before zlib-ng; read at {n / read:,.0f}/s)")
         reference = io.BytesIO()
@@ -149,7 +139,7 @@ def main() -> None:
             np.savez_compressed(reference, confs=to_float16(shard.confs),
                                 energies=to_float16(shard.energies), **shard.notes)
 
-        seconds = best_time(savez, args.repeat)
+        seconds = best_seconds(savez, args.repeat)
         print(f"np.savez_compressed targets (lvl 6) {n / seconds:>10,.0f} {len(reference.getvalue()) / 1e6:>11.2f}"
               "      -   (in memory, no waveforms, no fsync)")
         ours = targets_seconds[DEFAULT_COMPRESSLEVEL]

@@ -1,0 +1,21 @@
+"""The one timer of the benchmarks: the best of several calls (this machine is shared, and the
+least disturbed call is the one that measures the code)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+def best_seconds(function: Callable[[], object], repeats: int = 3, *,
+                 clock: Callable[[], float] = time.perf_counter, warm: bool = True) -> float:
+    """The shortest of ``repeats`` timed calls of ``function()`` by ``clock`` (wall time by
+    default; ``time.process_time`` for CPU time), after one untimed call when ``warm`` (Numba
+    code loaded, pages touched)."""
+    if warm:
+        function()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        function()
+        times.append(clock() - start)
+    return min(times)
