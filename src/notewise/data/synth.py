@@ -378,8 +378,10 @@ def render_harmonic(out, env, first, stop, freq, amplitudes_row, top, sample_rat
     work, angles, trig, coefs, table = scratch[1], scratch[2], scratch[3], scratch[4], scratch[5]
     omega = TWO_PI * freq / sample_rate
     padded = 4 * ((top + 3) // 4)
-    table_angles = TABLE_FINE + TABLE_COARSE
-    two_level_angles(angles, top, omega, TABLE_FINE, TABLE_COARSE)
+    # only as many table rows as the longest block needs (short notes, vibrato segments)
+    coarse = min(TABLE_COARSE, (min(BLOCK, stop - first) + TABLE_FINE - 1) // TABLE_FINE)
+    table_angles = TABLE_FINE + coarse
+    two_level_angles(angles, top, omega, TABLE_FINE, coarse)
     angles[top + table_angles] = omega * first
     angles[top + table_angles + 1] = omega * BLOCK
     sincos_into(angles, top + table_angles + 2, trig[0], trig[1])
@@ -389,7 +391,7 @@ def render_harmonic(out, env, first, stop, freq, amplitudes_row, top, sample_rat
         c_re[k] = np.float32(amplitude * trig[0, k])
         c_im[k] = np.float32(amplitude * trig[1, k])
     table_re, table_im = table[0], table[1]
-    expand_two_level(trig, top, TABLE_FINE, TABLE_COARSE, table_re, table_im)
+    expand_two_level(trig, top, TABLE_FINE, coarse, table_re, table_im)
     start_re, start_im = trig[0, top + table_angles], trig[1, top + table_angles]
     step_re, step_im = trig[0, top + table_angles + 1], trig[1, top + table_angles + 1]
     two_cos, sines, br1, bi1, br2, bi2 = work[0], work[1], work[2], work[3], work[4], work[5]
