@@ -21,11 +21,12 @@ from typing import Iterator
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path next to ``path`` (same suffix, for writers that infer the format from
-    it) for a writer that wants a file name; on success it is fsynced and renamed onto ``path``."""
+    """A temporary path next to ``path`` (``.NAME.*.tmp`` plus the same suffix, for writers that
+    infer the format from it) for a writer that wants a file name; on success it is fsynced and
+    renamed onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     tmp = Path(name)
     try:
@@ -41,21 +42,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[io.BufferedWriter]:
-    """A binary file object on a temporary file next to ``path``; on success it is flushed,
-    fsynced and renamed onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+    """A binary file object on a temporary file next to ``path`` (``atomic_path``); on success
+    it is closed, fsynced and renamed onto ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        yield fh
 
 
 def fsync_directory(directory: str | os.PathLike) -> None:

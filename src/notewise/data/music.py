@@ -94,7 +94,7 @@ class MusicCorpus:
         from notewise.atomicio import atomic_write_bytes
 
         members = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        atomic_write_bytes(Path(path), npz_bytes(members, compresslevel=1))
+        atomic_write_bytes(Path(path), npz_bytes(members))
 
     @classmethod
     def load(cls, path) -> "MusicCorpus":

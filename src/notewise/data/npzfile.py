@@ -34,8 +34,9 @@ DOS_TIME = 0
 UNIX_SYSTEM, FILE_ATTRIBUTES = 3, 0o644 << 16
 ZIP64_VERSION = 45  # "version needed to extract" of a member with a zip64 extra field
 DEFLATED, STORED = zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED
-#: The compress levels: 0 stores the members, 1-9 deflate them at that zlib-ng level.
-MAX_COMPRESSLEVEL = 9
+#: The compress levels: 0 stores the members, 1-9 deflate them at that zlib-ng level. Level 1 is
+#: the default of every writer (bench/bench_writes.py: level 2+ inflate 5x slower).
+DEFAULT_COMPRESSLEVEL, MAX_COMPRESSLEVEL = 1, 9
 MAX_MEMBER_BYTES = 0xFFFFFFFE  # beyond this the central directory would need zip64 fields too
 
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # local file header, 30 bytes
@@ -163,7 +164,7 @@ def _member(name: bytes, payload: list, compresslevel: int, offset: int) -> tupl
             central_entry(name, method, crc, size, len(data), offset))
 
 
-def npz_bytes(members: Mapping[str, np.ndarray], compresslevel: int = 1) -> bytes:
+def npz_bytes(members: Mapping[str, np.ndarray], compresslevel: int = DEFAULT_COMPRESSLEVEL) -> bytes:
     """A standard ``.npz`` (zip of ``.npy`` members, in the given order), byte-reproducible.
 
     ``compresslevel`` 0 stores the members; 1-9 deflate them at that zlib-ng level.

@@ -233,7 +233,6 @@ class DatasetReader(torch.utils.data.Dataset):
         shard = int(np.searchsorted(self._starts, index, side="right")) - 1
         return shard, index - int(self._starts[shard])
 
-
     # ------------------------------------------------------------ lazy storage
 
     def _waveforms(self, shard: int) -> np.ndarray:

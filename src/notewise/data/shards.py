@@ -30,17 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
-from contextlib import ExitStack
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from notewise.atomicio import atomic_file, atomic_write_bytes
 
-from .npzfile import (check_compresslevel, crc32, npy_header, npz_members, npz_bytes,
-                      read_npy_header)
+from .npzfile import (DEFAULT_COMPRESSLEVEL, check_compresslevel, crc32, npy_header, npz_bytes,
+                      npz_members, read_npy_header)
 
 FORMAT_NAME = "notewise-shards"
 FORMAT_VERSION = 2
@@ -72,8 +71,6 @@ OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
 TARGET_KEYS = ("confs", "energies")
 CRC_KEY = "waveforms_crc32"
 
-#: Deflate level of the target members (zlib-ng level 1); bench/bench_writes.py has the figures.
-DEFAULT_COMPRESSLEVEL = 1
 GB = 1e9  # shard_size_gb counts decimal gigabytes
 
 
@@ -231,26 +228,27 @@ class ShardWriter:
         self.targets_path = Path(targets_path)
         self.confs = np.empty((rows, n_bins), np.float16)
         self.energies = np.empty((rows, n_bins), np.float16)
+        self.waveform_path = Path(waveform_path)
         self.written = 0
         self.sha256: dict[str, str] = {}
         self._notes: list[dict] | None = None
         self._crc = 0
         self._digest = hashlib.sha256() if sha256 else None
-        self._files = ExitStack()
-        self._waveforms = self._files.enter_context(atomic_file(waveform_path))
-        self._write(npy_header((rows, window), np.float32))
+        self._context = self._open()
 
     def __enter__(self) -> "ShardWriter":
-        return self
+        return self._context.__enter__()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
-                self._write_targets()
-            except BaseException:
-                self._files.__exit__(*sys.exc_info())
-                raise
-        self._files.__exit__(exc_type, exc, tb)
+    def __exit__(self, *exc) -> bool | None:
+        return self._context.__exit__(*exc)
+
+    @contextmanager
+    def _open(self) -> Iterator["ShardWriter"]:
+        """The waveform file is committed only if the block and the targets both succeed."""
+        with atomic_file(self.waveform_path) as self._waveforms:
+            self._write(npy_header((self.rows, self.window), np.float32))
+            yield self
+            self._write_targets()
 
     def _write(self, data) -> None:
         self._waveforms.write(data)
@@ -278,7 +276,8 @@ class ShardWriter:
         if notes is not None:
             table = note_table(notes, count)
             table["note_sample"] = table["note_sample"] + np.int32(at)
-            self._notes = (self._notes or []) + [table]
+            self._notes = self._notes or []
+            self._notes.append(table)
         self.written += count
 
     def _write_targets(self) -> None:
