@@ -5,7 +5,8 @@
 Prints, for the default random-polyphony settings, the (harmonic x sample) steps a window needs
 (each step is two fused multiply-adds and two subtractions in float32), then the steps per
 nanosecond of the main Clenshaw pass (four and eight harmonics a pass, one 512-sample block in
-L1), of whole notes (harmonic and inharmonic), and of the whole synthesis over real windows. The
+L1), of whole notes (harmonic and inharmonic; a 1-sample note shows the per-note setup), and of
+the whole synthesis over real windows. The
 ratio of the last to the first says how much is per-note setup and the inharmonic path; the CPU's
 peak (8 steps a cycle on AMD Zen 4) bounds them all. Best of several runs, wall time, one thread.
 """
@@ -50,9 +51,9 @@ def _middle_passes(work, coefs, reps, eight):
 
 
 @njit
-def _notes(out, amplitudes, stretch, adsr, scratch, reps):
+def _notes(out, amplitudes, stretch, adsr, scratch, reps, length):
     for r in range(reps):
-        synth.render_note(out, 110.0, 0.5, 0, out.shape[0], amplitudes, stretch, adsr,
+        synth.render_note(out, 110.0, 0.5, 0, length, amplitudes, stretch, adsr,
                           np.uint64(1000 + r), np.nan, 44100.0, scratch)
 
 
@@ -108,10 +109,16 @@ def main() -> None:
         amplitudes = timbres.amplitudes[t]
         top = synth.audible_partial_count(110.0, amplitudes, float(timbres.inharmonicity[t]), 44100.0)
         padded = 4 * ((top + 3) // 4) if label == "harmonic" else top
-        seconds = best_seconds(lambda: _notes(out, amplitudes, np.float64(timbres.inharmonicity[t]),
-                                              timbres.adsr[t], scratch, 200), 7)
+        stretch = np.float64(timbres.inharmonicity[t])
+        seconds = best_seconds(lambda: _notes(out, amplitudes, stretch, timbres.adsr[t], scratch,
+                                              200, 4096), 7)
         print(f"whole {label} note ({top} partials, 4096 samples): {seconds / 200 * 1e6:.1f} us,"
               f" {200 * 4096 * padded / seconds / 1e9:.1f} steps/ns")
+        if label == "harmonic":  # a 1-sample note costs the per-note setup and nearly nothing else
+            for length in (1, 64):
+                seconds = best_seconds(lambda: _notes(out, amplitudes, stretch, timbres.adsr[t],
+                                                      scratch, 2000, length), 7)
+                print(f"  the same note, {length} sample(s) long: {seconds / 2000 * 1e6:.2f} us")
 
     kind = kind_params(spec, len(timbres), args.windows)
     samples = np.arange(args.windows, dtype=np.int64)

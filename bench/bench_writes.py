@@ -74,6 +74,31 @@ def generated_shard(n: int) -> Shard:
     return generate_range(generation_spec(config, "train"), 0, n, timbres)
 
 
+def isal_row(members: dict, n: int, tpath: Path, repeat: int) -> None:
+    """ISA-L level 1 through the same zip writer, where ``isal`` is installed (not a dependency:
+    ``pip install isal``): why we do not use it (the stdlib inflates its streams slowly)."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        print("ISA-L (isal) not installed: no ISA-L row")
+        return
+    import notewise.data.npzfile as npzfile
+
+    def isal_deflate(payload, level):
+        compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+        return b"".join([compressor.compress(part) for part in payload] + [compressor.flush()])
+
+    zlib_ng_deflate, npzfile.deflate = npzfile.deflate, isal_deflate
+    try:
+        seconds = best_seconds(lambda: npz_bytes(members, 1), repeat)
+        tpath.write_bytes(npz_bytes(members, 1))
+    finally:
+        npzfile.deflate = zlib_ng_deflate
+    read = best_seconds(lambda: read_target_arrays(tpath), repeat)
+    print(f"ISA-L targets (level 1)            {n / seconds:>10,.0f} {tpath.stat().st_size / 1e6:>11.2f}"
+          f"      -   (in memory, same zip writer; read at {n / read:,.0f}/s)")
+
+
 def write_like_a_job(shard: Shard, wpath: Path, tpath: Path, level: int) -> None:
     rows, window = shard.waveforms.shape
     with ShardWriter(wpath, tpath, rows, window, shard.confs.shape[1], compresslevel=level) as writer:
@@ -142,6 +167,7 @@ def main() -> None:
         seconds = best_seconds(savez, args.repeat)
         print(f"np.savez_compressed targets (lvl 6) {n / seconds:>10,.0f} {len(reference.getvalue()) / 1e6:>11.2f}"
               "      -   (in memory, no waveforms, no fsync)")
+        isal_row(members, n, tpath, args.repeat)
         ours = targets_seconds[DEFAULT_COMPRESSLEVEL]
         print(f"targets .npz, default level {DEFAULT_COMPRESSLEVEL}: {seconds / ours:.1f}x"
               f" np.savez_compressed (the issue measured about 14,000 samples/s for the latter),"
