@@ -35,8 +35,9 @@ e^{i(k-1)t}`` gives ``b_k = (c_k - b_{k+2}) + 2 cos(t) b_{k+1}`` (``b_{K+1} = b_
 in float32 (real and imaginary part). The loops run harmonics outer and samples inner, over blocks
 of ``BLOCK`` samples whose six float32 buffers stay in L1 and which LLVM vectorises, eight
 harmonics per pass where it can, else four (harmonics are zero-padded to a multiple of four; zero
-coefficients leave the recurrence exactly unchanged). The first pass also forms the per-sample ``2 cos t, sin t``, the last one
-mixes into the window, so nothing but the recurrence touches memory in between.
+coefficients leave the recurrence exactly unchanged). The first pass also forms the per-sample
+``2 cos t, sin t``, the last one mixes into the window, so nothing but the recurrence touches
+memory in between.
 
 ``e^{i w n}`` per sample is ``e^{i w n0} * T[n - n0]`` for the block start ``n0``, in float64 and
 rounded to float32 once: the table ``T[j] = e^{i w j}``, ``j < BLOCK``, is the product of 16 + 32

@@ -40,7 +40,8 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from notewise.data.npzfile import central_entry, crc32, end_record, local_header, npy_from_buffer, npz_members
+from notewise.data.npzfile import (central_entry, crc32, end_record, local_header, npy_from_buffer,
+                                   npz_members)
 from notewise.data.shards import (
     CRC_KEY,
     META_NAME,
