@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from notewise.data import shards
+from notewise.data.f16 import float32_to_float16, hardware_conversion
 from notewise.data.generate import generate_single_note
 from notewise.data.npzfile import npz_bytes
 from notewise.data.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
@@ -161,9 +162,11 @@ def test_dataset_writer_keeps_note_tables_and_writes_nothing_on_error(tmp_path):
         w.add_sample(data.waveforms[1], data.confs[1], data.energies[1])
 
 
-def test_fast_float16_conversion_has_numpys_bits():
+@pytest.mark.parametrize("hardware", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not hardware_conversion(), reason="Numba's target CPU has no float16 conversion"))])
+def test_fast_float16_conversion_has_numpys_bits(hardware):
     """Every exponent and sign with the mantissa patterns around rounding ties, plus random bits
-    (NaN payloads, infinities, subnormals included)."""
+    (NaN payloads, infinities, subnormals included), by either conversion path."""
     high = np.arange(1 << 16, dtype=np.uint32) << 16
     lows = np.array([0, 1, 0x7FF, 0x800, 0xFFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x3000, 0x3FFF,
                      0xFFFF], np.uint32)
@@ -172,7 +175,8 @@ def test_fast_float16_conversion_has_numpys_bits():
     values = bits.view(np.float32)
     with np.errstate(all="ignore"):
         expected = values.astype(np.float16).view(np.uint16)
-    np.testing.assert_array_equal(shards.to_float16(values).view(np.uint16), expected)
+    np.testing.assert_array_equal(float32_to_float16(values, hardware=hardware).view(np.uint16),
+                                  expected)
     targets = fake_shard(8).confs
     assert shards.to_float16(targets).tobytes() == targets.astype(np.float16).tobytes()
 
