@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from notewise.data.f16 import float32_to_float16, hardware_conversion
 from notewise.data.npzfile import crc32, npy_bytes, npz_bytes
 from notewise.data.reader import read_target_arrays
 from notewise.data.shards import DEFAULT_COMPRESSLEVEL, ShardWriter, note_table, to_float16
@@ -127,9 +128,19 @@ def main() -> None:
     shard = generated_shard(n) if args.generator else synthetic_shard(n)
     raw_mb = (shard.waveforms.nbytes + shard.confs.nbytes // 2 + shard.energies.nbytes // 2) / 1e6
     print(f"{n} samples, {'generator' if args.generator else 'synthetic'} data,"
-          f" {raw_mb:.1f} MB uncompressed (waveforms + float16 targets)")
-    parts = {
-        "float16 conversion": lambda: (to_float16(shard.confs), to_float16(shard.energies)),
+          f" {raw_mb:.1f} MB uncompressed (waveforms + float16 targets); float16 conversion"
+          f" in hardware: {hardware_conversion()}")
+    halves = [np.ones(t.shape, np.float16) for t in (shard.confs, shard.energies)]  # touched
+
+    def convert(hardware):
+        for values, out in zip((shard.confs, shard.energies), halves):
+            float32_to_float16(values, out, hardware=hardware)
+
+    parts = {  # float16 conversions into the same (already touched) arrays
+        "float16 conversion": lambda: convert(hardware_conversion()),
+        "  software path": lambda: convert(False),
+        "  NumPy astype": lambda: [np.copyto(out, values, casting="same_kind") for values, out
+                                   in zip((shard.confs, shard.energies), halves)],
         "waveform CRC-32 (zlib-ng)": lambda: crc32(shard.waveforms),
         "waveform CRC-32 (zlib)": lambda: zlib.crc32(shard.waveforms),
     }
