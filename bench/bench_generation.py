@@ -4,7 +4,8 @@ and of the end-to-end shard job (synthesis + labels + writes), all measured in o
 Both paths implement the same algorithm (bench/numpy_reference.py) and are timed side by side,
 single-threaded (NUMBA_NUM_THREADS=1; CPU time from time.process_time), on the default
 random-polyphony settings and on the single-note (sanity) settings. Each figure is the best of
-``--repeats`` runs (the machine is shared: the best run is the one least disturbed). Rows:
+``--repeats`` runs (the machine is shared: the best run is the one least disturbed), the three
+in-process paths called in turn round by round so that a burst of load hits all of them. Rows:
 
 * ``Numba``          ``generate_range`` (sampler, synthesis, labels, note table) in process,
                      into preallocated output arrays (fresh pages would cost more than the
@@ -39,7 +40,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy_reference  # noqa: E402
-from timing import best_seconds  # noqa: E402
+from timing import best_interleaved  # noqa: E402
 
 from notewise.data.generate import generate_range, write_generated_shard  # noqa: E402
 from notewise.data.timbres import build_timbre_library  # noqa: E402
@@ -62,11 +63,6 @@ def make_spec(kind: str) -> dict:
 
 PROTOTYPE = {"numpy": 260, "numba": 25_600}  # windows/CPU-s, the issue's figures
 TARGET_RATIO = 100  # end to end, writes included, against the NumPy reference
-
-
-def best_cpu(function, repeats: int, *args) -> float:
-    """Best CPU seconds of ``function(*args)`` (no warm-up call: ``measure`` warms up once)."""
-    return best_seconds(lambda: function(*args), repeats, clock=time.process_time, warm=False)
 
 
 def generate_and_write(spec, windows, timbres, directory: Path) -> None:
@@ -93,13 +89,15 @@ def measure(kind: str, timbres, args, directory: Path) -> dict:
     generate_and_write(spec, 16, timbres, directory)  # load or compile Numba code, untimed
     numpy_reference.generate_range(spec, 0, 2, timbres)
     out = generate_range(spec, 0, windows, timbres)
-    numba = best_cpu(lambda: generate_range(spec, 0, windows, timbres, out=out), args.repeats)
-    written = best_cpu(generate_and_write, args.repeats, spec, windows, timbres, directory)
+    seconds = best_interleaved({
+        "numba": lambda: generate_range(spec, 0, windows, timbres, out=out),
+        "numba_write": lambda: generate_and_write(spec, windows, timbres, directory),
+        "numpy": lambda: numpy_reference.generate_range(spec, 0, windows, timbres),
+    }, args.repeats, clock=time.process_time)
     job = min(shard_job_cpu(spec, args.shard_size, directory / "timbres.npz", directory)
               for _ in range(max(1, args.repeats // 2)))
-    numpy = best_cpu(numpy_reference.generate_range, args.repeats, spec, 0, windows, timbres)
-    rates = {"numba": windows / numba, "numba_write": windows / written,
-             "shard_job": args.shard_size / job, "numpy": windows / numpy}
+    rates = {"numba": windows / seconds["numba"], "numba_write": windows / seconds["numba_write"],
+             "shard_job": args.shard_size / job, "numpy": windows / seconds["numpy"]}
     return {"kind": kind, "windows": windows, "shard_size": args.shard_size,
             "repeats": args.repeats, "windows_per_cpu_s": rates,
             "ratio_to_numpy": {k: v / rates["numpy"] for k, v in rates.items()}}
