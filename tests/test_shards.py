@@ -181,10 +181,14 @@ def test_fast_float16_conversion_has_numpys_bits(hardware):
     assert shards.to_float16(targets).tobytes() == targets.astype(np.float16).tobytes()
 
 
-def test_shard_jobs_do_not_import_torch(tmp_path):
-    """The commands the generation rules run (build-timbres, generate-shard, validate-shard,
-    validate-dataset, assemble-meta) start without torch: it costs seconds per job."""
+def test_shard_jobs_import_what_they_need_only(tmp_path):
+    """Each command the generation rules run (build-timbres, generate-shard, validate-shard,
+    validate-dataset, assemble-meta), in its own process as a job runs it: none imports torch
+    (seconds per job), validation and meta do not import Numba (a quarter of a second), and every
+    ``notewise.data`` module that generate-shard loads is in the generator code hash (so that
+    changing it rebuilds the shards) or is CLI glue."""
     from notewise.config import canonical_json
+    from notewise.data.codehash import GENERATOR_MODULES, TIMBRE_MODULES
 
     spec = {"seed": 3, "dataset": "t", "audio": {"sample_rate": 44100, "window": 4096},
             "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0}, "labels": {"sigma_bins": 1.5},
@@ -205,9 +209,16 @@ def test_shard_jobs_do_not_import_torch(tmp_path):
         ["assemble-meta", "--spec", canonical_json(spec), "--validation", str(d / "validation.json"),
          "--code-hash", "x", "-o", str(d / "meta.json")],
     ]
-    code = ("import sys, json\nfrom notewise.cli import main\n"
-            f"for argv in json.loads({json.dumps(json.dumps(steps))}):\n"
-            "    assert main(argv) == 0, argv\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    loaded = {}
+    for argv in steps:
+        code = ("import sys, json\nfrom notewise.cli import main\n"
+                f"assert main(json.loads({json.dumps(json.dumps(argv))})) == 0\n"
+                "print(json.dumps(sorted(sys.modules)))\n")
+        run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+        loaded[argv[0]] = set(json.loads(run.stdout.splitlines()[-1]))
+    assert not [command for command, modules in loaded.items() if "torch" in modules]
+    assert not [c for c in ("validate-shard", "validate-dataset", "assemble-meta") if "numba" in loaded[c]]
+    data_modules = {m.split(".")[2] for m in loaded["generate-shard"] if m.startswith("notewise.data.")}
+    assert data_modules - set(GENERATOR_MODULES) - set(TIMBRE_MODULES) <= {"commands", "music_commands"}
+    assert "synth" in data_modules and "bin_kernels" in data_modules
     assert json.loads((d / "meta.json").read_text())["num_samples"] == 3

@@ -5,26 +5,24 @@ is ``f_min`` and bin ``n_bins - 1`` is ``f_max`` (2048 bins over 20-5000 Hz: abo
 per bin). The inverse is ``(n_bins - 1) * log(f / f_min) / log(f_max / f_min)``, a *fractional*
 bin: labels centre their Gaussians on it, not on the rounded bin.
 
-``BinSpec`` is the Python face; ``freq_to_bin_scalar`` / ``bin_to_freq_scalar`` are the same
-formulas as Numba functions for the jitted label code.
+``BinSpec`` is the Python face. The two formulas are defined once, here, as plain functions;
+``bin_kernels`` compiles them for the jitted label and sampler code (this module does not import
+Numba: validation and the readers use it, and Numba costs a quarter of a second to import).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 
-@njit(cache=True)
-def freq_to_bin_scalar(freq, f_min, f_max, n_bins):
-    """Fractional bin of ``freq`` Hz (Numba-callable)."""
+def fractional_bin(freq, f_min, f_max, n_bins):
+    """Fractional bin of ``freq`` Hz (scalars or arrays)."""
     return (n_bins - 1) * np.log(freq / f_min) / np.log(f_max / f_min)
 
 
-@njit(cache=True)
-def bin_to_freq_scalar(bin_index, f_min, f_max, n_bins):
-    """Frequency in Hz of the (possibly fractional) bin ``bin_index`` (Numba-callable)."""
+def bin_frequency(bin_index, f_min, f_max, n_bins):
+    """Frequency in Hz of the (possibly fractional) bin ``bin_index`` (scalars or arrays)."""
     return f_min * (f_max / f_min) ** (bin_index / (n_bins - 1))
 
 
@@ -54,13 +52,12 @@ class BinSpec:
 
     def freq_to_bin(self, freq):
         """Fractional bin index of ``freq`` (scalar or array, Hz); may fall outside [0, n_bins-1]."""
-        freq = np.asarray(freq, dtype=np.float64)
-        return (self.n_bins - 1) * np.log(freq / self.f_min) / np.log(self.f_max / self.f_min)
+        return fractional_bin(np.asarray(freq, dtype=np.float64), self.f_min, self.f_max, self.n_bins)
 
     def bin_to_freq(self, bin_index):
         """Frequency in Hz of a (fractional) bin index (scalar or array)."""
-        bin_index = np.asarray(bin_index, dtype=np.float64)
-        return self.f_min * (self.f_max / self.f_min) ** (bin_index / (self.n_bins - 1))
+        return bin_frequency(np.asarray(bin_index, dtype=np.float64), self.f_min, self.f_max,
+                             self.n_bins)
 
     def contains(self, freq) -> np.ndarray:
         """Whether ``freq`` lies in [f_min, f_max] (the labelled range), to 1e-9 relative."""

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .bins import freq_to_bin_scalar
+from .bin_kernels import freq_to_bin_scalar
 from .synth import audible_partial_count, envelope_in_samples, envelope_piece_samples
 
 GAUSS_RADIUS_SIGMAS = 6.0

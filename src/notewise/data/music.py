@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import augment as aug
-from .bins import freq_to_bin_scalar
+from .bin_kernels import freq_to_bin_scalar
 from .labels import (classify_note, confidence_weight, in_label_range, label_window,
                      note_energy, visible_ratio, write_targets)
 from .rng import dataset_key, mix64, randint, random_u64

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .bins import bin_to_freq_scalar
+from .bin_kernels import bin_to_freq_scalar
 from .rng import randint, random_u64, uniform
 
 DRAWS_PER_NOTE = 8
