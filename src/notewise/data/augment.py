@@ -133,11 +133,12 @@ def blend_amplitudes(amplitudes: np.ndarray, primary: int, partners: np.ndarray,
 
 
 @njit(cache=True)
-def segment_frequency(freq, rate, depth_cents, phase, onset, n, sample_rate):
-    """Vibrato frequency of the segment whose centre is window sample ``n`` (note time from
-    the onset)."""
-    t = (n - onset) / sample_rate
-    return freq * 2.0 ** (depth_cents * np.sin(TWO_PI * rate * t + phase) / 1200.0)
+def segment_frequency(freq, rate, depth_cents, phase, onset, seg_start, sample_rate):
+    """Vibrato frequency of the segment holding window sample ``seg_start``: the vibrato at the
+    centre of the whole segment (note time from the onset), so that a segment has one frequency
+    whichever part of it a window sees."""
+    centre = ((seg_start - onset) // VIBRATO_SEGMENT + 0.5) * VIBRATO_SEGMENT
+    return freq * 2.0 ** (depth_cents * np.sin(TWO_PI * rate * centre / sample_rate + phase) / 1200.0)
 
 
 @njit(cache=True)
@@ -192,19 +193,20 @@ def render_performed_note(out, freq, velocity, onset, offset, amplitudes_row, st
         _render_segment(out, env, first, stop, freq, amplitudes_row, stretch, sample_rate,
                         scratch, phases)
         return freq
-    seg_start = onset
-    while seg_start < first:  # the phase the vibrato reached before the first sample
+    # the phases the vibrato reached before the first sample: partial frequencies are linear in
+    # f0, so the segments' sum of f0 x length advances every partial at once
+    seg_start, f0_samples = onset, 0.0
+    while seg_start < first:
         seg_stop = segment_stop(seg_start, first, onset)
-        seg_freq = segment_frequency(freq, rate, depth_cents, vib_phase, onset,
-                                     0.5 * (seg_start + seg_stop), sample_rate)
-        advance_phases(phases, seg_freq, amplitudes_row, stretch, seg_stop - seg_start,
-                       sample_rate)
+        f0_samples += (segment_frequency(freq, rate, depth_cents, vib_phase, onset, seg_start,
+                                         sample_rate) * (seg_stop - seg_start))
         seg_start = seg_stop
+    advance_phases(phases, f0_samples, amplitudes_row, stretch, 1, sample_rate)
     total = 0.0
     while seg_start < stop:
         seg_stop = segment_stop(seg_start, stop, onset)
-        seg_freq = segment_frequency(freq, rate, depth_cents, vib_phase, onset,
-                                     0.5 * (seg_start + seg_stop), sample_rate)
+        seg_freq = segment_frequency(freq, rate, depth_cents, vib_phase, onset, seg_start,
+                                     sample_rate)
         _render_segment(out, env, seg_start, seg_stop, seg_freq, amplitudes_row, stretch,
                         sample_rate, scratch, phases)
         total += seg_freq * (seg_stop - seg_start)
@@ -222,8 +224,8 @@ def mean_vibrato_frequency(freq, rate, depth_cents, vib_phase, onset, first, sto
     seg_start = first
     while seg_start < stop:
         seg_stop = segment_stop(seg_start, stop, onset)
-        seg_freq = segment_frequency(freq, rate, depth_cents, vib_phase, onset,
-                                     0.5 * (seg_start + seg_stop), sample_rate)
+        seg_freq = segment_frequency(freq, rate, depth_cents, vib_phase, onset, seg_start,
+                                     sample_rate)
         total += seg_freq * (seg_stop - seg_start)
         seg_start = seg_stop
     return total / (stop - first)
