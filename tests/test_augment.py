@@ -268,6 +268,27 @@ def test_room_mean_square_is_the_mean_of_the_convolved_power_envelope(lib, onset
     assert got == pytest.approx(power[first:stop].mean(), rel=1e-6, abs=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(freq=st.floats(20.0, 5000.0), taps=st.integers(1, 15000), timbre=st.integers(0, 99),
+       stretch=st.sampled_from([0.0, 1e-4]), seed=st.integers(0, 2**32 - 1))
+def test_room_energy_coeff_is_the_exact_partial_power_through_the_room(lib, freq, taps, timbre,
+                                                                      stretch, seed):
+    """``sum_k A_k**2 |H(f_k)|**2 / 2`` with H the DFT of the impulse response evaluated directly
+    at every audible partial's frequency."""
+    from notewise.data.synth import audible_partial_count, partial_frequency
+
+    sr = 44100.0
+    h = np.random.default_rng(seed).standard_normal(taps)
+    h /= np.sqrt(np.sum(h**2))
+    amplitudes = lib.amplitudes[timbre]
+    top = audible_partial_count(freq, amplitudes, stretch, sr)
+    omega = np.array([2 * np.pi * partial_frequency(freq, k, stretch) / sr for k in range(1, top + 1)])
+    response = np.exp(-1j * np.outer(omega, np.arange(taps))) @ h
+    expected = 0.5 * np.sum(amplitudes[:top].astype(np.float64) ** 2 * np.abs(response) ** 2)
+    got = aug.room_energy_coeff(freq, amplitudes, stretch, sr, h)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_the_wet_window_is_the_tail_of_the_full_convolution():
     rng = np.random.default_rng(3)
     for taps, window in ((1, 64), (37, 64), (300, 1000), (1000, 17)):

@@ -379,7 +379,6 @@ def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
     window, sr = ctx.window, ctx.sample_rate
     f_min, f_max, n_bins = float(ctx.bins["f_min"]), float(ctx.bins["f_max"]), conf.shape[0]
     out.offset = notes.offset + len(ir) - 1
-    power, spacing = aug.room_power_response(ir, sr)
     h2_cumsum = np.concatenate([[0.0], np.cumsum(ir**2)])
     energies = np.zeros(notes.count)
     for j in range(notes.count):
@@ -389,7 +388,7 @@ def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
                                             notes.adsr[j], sr, h2_cumsum)
                        if stop > first else 0.0)
         coeff = aug.room_energy_coeff(freqs[j], notes.amplitudes[j], np.float64(notes.stretch[j]),
-                                      sr, power, spacing)
+                                      sr, ir)
         out.classes[j] = classify_note(onset, offset, window)
         ratio = visible_ratio(onset, offset, window)
         out.weights[j] = confidence_weight(out.classes[j], ratio)
