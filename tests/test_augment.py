@@ -282,7 +282,8 @@ def test_room_energy_coeff_is_the_exact_partial_power_through_the_room(lib, freq
     h /= np.sqrt(np.sum(h**2))
     amplitudes = lib.amplitudes[timbre]
     top = audible_partial_count(freq, amplitudes, stretch, sr)
-    omega = np.array([2 * np.pi * partial_frequency(freq, k, stretch) / sr for k in range(1, top + 1)])
+    omega = 2 * np.pi * np.array([partial_frequency(freq, k, stretch)
+                                  for k in range(1, top + 1)]) / sr
     response = np.exp(-1j * np.outer(omega, np.arange(taps))) @ h
     expected = 0.5 * np.sum(amplitudes[:top].astype(np.float64) ** 2 * np.abs(response) ** 2)
     got = aug.room_energy_coeff(freq, amplitudes, stretch, sr, h)
@@ -300,7 +301,8 @@ def test_the_wet_window_is_the_tail_of_the_full_convolution():
 
 
 @settings(max_examples=20, deadline=None)
-@given(shift=st.integers(1, 40000), depth=st.floats(5.0, 50.0), stretch=st.sampled_from([0.0, 2e-4]))
+@given(shift=st.integers(1, 40000), depth=st.floats(5.0, 50.0),
+       stretch=st.sampled_from([0.0, 2e-4]))
 def test_a_vibrato_note_is_the_same_whatever_window_cuts_it(lib, shift, depth, stretch):
     """A note that began ``shift`` samples before the window sounds in it as the same note
     rendered from its onset does ``shift`` samples later (the phases carried over the unseen

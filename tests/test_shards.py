@@ -214,11 +214,15 @@ def test_shard_jobs_import_what_they_need_only(tmp_path):
         code = ("import sys, json\nfrom notewise.cli import main\n"
                 f"assert main(json.loads({json.dumps(json.dumps(argv))})) == 0\n"
                 "print(json.dumps(sorted(sys.modules)))\n")
-        run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                             text=True)
         loaded[argv[0]] = set(json.loads(run.stdout.splitlines()[-1]))
     assert not [command for command, modules in loaded.items() if "torch" in modules]
-    assert not [c for c in ("validate-shard", "validate-dataset", "assemble-meta") if "numba" in loaded[c]]
-    data_modules = {m.split(".")[2] for m in loaded["generate-shard"] if m.startswith("notewise.data.")}
-    assert data_modules - set(GENERATOR_MODULES) - set(TIMBRE_MODULES) <= {"commands", "music_commands"}
+    assert not [command for command in ("validate-shard", "validate-dataset", "assemble-meta")
+                if "numba" in loaded[command]]
+    data_modules = {module.split(".")[2] for module in loaded["generate-shard"]
+                    if module.startswith("notewise.data.")}
+    cli_glue = {"commands", "music_commands"}
+    assert data_modules - set(GENERATOR_MODULES) - set(TIMBRE_MODULES) <= cli_glue
     assert "synth" in data_modules and "bin_kernels" in data_modules
     assert json.loads((d / "meta.json").read_text())["num_samples"] == 3

@@ -137,7 +137,8 @@ def segment_frequency(freq, rate, depth_cents, phase, onset, seg_start, sample_r
     centre of the whole segment (note time from the onset), so that a segment has one frequency
     whichever part of it a window sees."""
     centre = ((seg_start - onset) // VIBRATO_SEGMENT + 0.5) * VIBRATO_SEGMENT
-    return freq * 2.0 ** (depth_cents * np.sin(TWO_PI * rate * centre / sample_rate + phase) / 1200.0)
+    cents = depth_cents * np.sin(TWO_PI * rate * centre / sample_rate + phase)
+    return freq * 2.0 ** (cents / 1200.0)
 
 
 @njit(cache=True)

@@ -51,8 +51,10 @@ class BinSpec:
         return self.bin_to_freq(np.arange(self.n_bins, dtype=np.float64))
 
     def freq_to_bin(self, freq):
-        """Fractional bin index of ``freq`` (scalar or array, Hz); may fall outside [0, n_bins-1]."""
-        return fractional_bin(np.asarray(freq, dtype=np.float64), self.f_min, self.f_max, self.n_bins)
+        """Fractional bin index of ``freq`` (scalar or array, Hz); may fall outside
+        [0, n_bins-1]."""
+        return fractional_bin(np.asarray(freq, dtype=np.float64), self.f_min, self.f_max,
+                              self.n_bins)
 
     def bin_to_freq(self, bin_index):
         """Frequency in Hz of a (fractional) bin index (scalar or array)."""

@@ -135,7 +135,8 @@ def float32_to_float16(values: np.ndarray, out: np.ndarray | None = None,
     if out is None:
         out = np.empty(values.shape, np.float16)
     elif out.shape != values.shape or out.dtype != np.float16 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous float16 {values.shape}, got {out.dtype} {out.shape}")
+        raise ValueError(f"out must be C-contiguous float16 {values.shape},"
+                         f" got {out.dtype} {out.shape}")
     if hardware is None:
         hardware = _HARDWARE
     _convert(values.reshape(-1).view(np.uint32), out.reshape(-1).view(np.uint16), hardware)
