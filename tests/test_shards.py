@@ -181,6 +181,15 @@ def test_fast_float16_conversion_has_numpys_bits(hardware):
     assert shards.to_float16(targets).tobytes() == targets.astype(np.float16).tobytes()
 
 
+def test_the_hardware_float16_path_is_refused_where_the_target_cpu_lacks_it(monkeypatch):
+    from notewise.data import f16
+
+    monkeypatch.setattr(f16, "_HARDWARE", False)
+    with pytest.raises(ValueError, match="no float16 conversion instruction"):
+        float32_to_float16(np.ones(4, np.float32), hardware=True)
+    assert float32_to_float16(np.ones(4, np.float32)).tolist() == [1.0] * 4
+
+
 def test_shard_jobs_import_what_they_need_only(tmp_path):
     """Each command the generation rules run (build-timbres, generate-shard, validate-shard,
     validate-dataset, assemble-meta), in its own process as a job runs it: none imports torch

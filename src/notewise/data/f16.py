@@ -130,7 +130,8 @@ def float32_to_float16(values: np.ndarray, out: np.ndarray | None = None,
                        hardware: bool | None = None) -> np.ndarray:
     """``values.astype(np.float16)`` for a float32 array, same bits, several times faster.
     ``out``: a C-contiguous float16 array of the same shape to write into; ``hardware``: the
-    conversion path (default: ``hardware_conversion()``; False forces the software one)."""
+    conversion path (default: ``hardware_conversion()``; False forces the software one, True
+    is refused where the target CPU has no conversion instruction)."""
     values = np.ascontiguousarray(values, dtype=np.float32)
     if out is None:
         out = np.empty(values.shape, np.float16)
@@ -139,6 +140,8 @@ def float32_to_float16(values: np.ndarray, out: np.ndarray | None = None,
                          f" got {out.dtype} {out.shape}")
     if hardware is None:
         hardware = _HARDWARE
+    elif hardware and not _HARDWARE:  # the instruction would be a call Numba cannot link
+        raise ValueError("Numba's target CPU has no float16 conversion instruction")
     _convert(values.reshape(-1).view(np.uint32), out.reshape(-1).view(np.uint16), hardware)
     return out
 
