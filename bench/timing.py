@@ -13,12 +13,7 @@ def best_seconds(function: Callable[[], object], repeats: int = 3, *,
     code loaded, pages touched)."""
     if warm:
         function()
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        function()
-        times.append(clock() - start)
-    return min(times)
+    return best_interleaved({"function": function}, repeats, clock=clock)["function"]
 
 
 def best_interleaved(functions: dict[str, Callable[[], object]], repeats: int = 3, *,

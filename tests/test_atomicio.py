@@ -56,3 +56,22 @@ def test_copy_and_text(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_copy(tmp_path / "missing", tmp_path / "out" / "b.json")
     assert (tmp_path / "out" / "b.json").read_text() == "{\"x\": 1}\n"
+
+
+def test_a_figure_is_saved_whole_and_closed_even_when_saving_fails(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from notewise.atomicio import atomic_save_figure
+
+    fig = plt.figure()
+    atomic_save_figure(fig, tmp_path / "a.png", dpi=20)
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert not plt.fignum_exists(fig.number)
+    fig = plt.figure()
+    with pytest.raises(ValueError):
+        atomic_save_figure(fig, tmp_path / "b.png", format="no-such-format")
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

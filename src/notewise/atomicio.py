@@ -80,6 +80,17 @@ def atomic_copy(source: str | os.PathLike, path: str | os.PathLike) -> None:
         shutil.copyfileobj(src, fh, 1 << 22)
 
 
+def atomic_save_figure(fig, path: str | os.PathLike, **savefig) -> None:
+    """A matplotlib figure saved to ``path`` atomically, then closed (on an error too)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, **savefig)
+    finally:
+        plt.close(fig)
+
+
 def atomic_write_csv(table, path: str | os.PathLike, **to_csv) -> None:
     """A pandas ``DataFrame`` as CSV (no index column), atomically."""
     with atomic_path(path) as tmp:

@@ -159,7 +159,7 @@ def samples_per_shard(shard_size: int | None = None, shard_size_gb: float | None
     return max(1, math.floor(shard_size_gb * GB / bytes_per_sample(window, n_bins)))
 
 
-# --------------------------------------------------------------------------- atomic files
+# --------------------------------------------------------------------------- hashes
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from notewise.atomicio import atomic_path, atomic_write_bytes
+from notewise.atomicio import atomic_save_figure, atomic_write_bytes
 
 from .npzfile import npz_bytes
 from .rng import dataset_key, uniform01
@@ -260,11 +260,7 @@ def plot_timbres(lib: TimbreLibrary, png_path, note_seconds: float = 0.6) -> Non
     _plot_envelopes(fig.add_subplot(grid[0, 2]), lib, note_seconds)
     _plot_examples(fig, grid[1, :], lib)
     fig.suptitle(f"Timbre library: {len(lib)} timbres, up to {lib.max_partials} partials")
-    try:
-        with atomic_path(png_path) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    atomic_save_figure(fig, png_path, dpi=110)
 
 
 def _plot_heat_map(fig, ax, lib: TimbreLibrary) -> None:

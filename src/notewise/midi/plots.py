@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from notewise.atomicio import atomic_path
+from notewise.atomicio import atomic_save_figure
 
 # (metrics key, label, matplotlib format) exactly as the seed asks
 CURVES = {
@@ -16,7 +16,7 @@ CURVES = {
 
 def plot_history(history: list[dict], path: str | os.PathLike) -> None:
     """Write :func:`history_figure` of ``history`` to ``path`` atomically."""
-    _save(history_figure(history), path)
+    atomic_save_figure(history_figure(history), path)
 
 
 def history_figure(history: list[dict]):
@@ -48,17 +48,6 @@ def history_figure(history: list[dict]):
     return fig
 
 
-def _save(fig, path: str | os.PathLike) -> None:
-    """Write ``fig`` to ``path`` atomically (a reader never sees half a file) and close it."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
-
-
 def plot_pianoroll(score, steps_per_beat: int, path: str | os.PathLike,
                    title: str = "generated sample") -> None:
     """Notes of a :class:`~notewise.midi.score.Score` as bars (time in beats against pitch)."""
@@ -78,4 +67,4 @@ def plot_pianoroll(score, steps_per_beat: int, path: str | os.PathLike,
         ax.set_ylim(min(n.pitch for n in score.notes) - 2, max(n.pitch for n in score.notes) + 2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    atomic_save_figure(fig, path)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from notewise.atomicio import atomic_path, atomic_write_csv, atomic_write_text
+from notewise.atomicio import atomic_save_figure, atomic_write_csv, atomic_write_text
 
 from .evaluate import FULL_CLASSES, load_windows, multipitch_scores, split_by_window
 from .train import fit_and_publish, open_dataset, settings_fingerprint, task_for
@@ -133,7 +133,5 @@ def assemble_matrix(results: dict, csv_path, figure_path) -> "pd.DataFrame":
     fig.colorbar(image, ax=ax, label="mir_eval multipitch F-measure")
     ax.set_title("Pitch model F-measure: training data x evaluation set")
     fig.tight_layout()
-    with atomic_path(figure_path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    atomic_save_figure(fig, figure_path, dpi=120)
     return frame

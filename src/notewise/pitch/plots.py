@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from notewise.atomicio import atomic_path  # noqa: E402
+from notewise.atomicio import atomic_save_figure  # noqa: E402
 
 PLOT_FILES = ("loss_curves.png", "f_measure_by_polyphony.png", "window_position.png",
               "f0_scatter.png", "example_windows.png")
@@ -26,12 +26,8 @@ EXAMPLE_POOL = 4096  # example windows are picked among the first this many
 
 
 def _save(fig, path: Path) -> Path:
-    try:
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=DPI)
-    finally:
-        plt.close(fig)
+    fig.tight_layout()
+    atomic_save_figure(fig, path, dpi=DPI)
     return path
 
 
