@@ -125,3 +125,19 @@ def test_sine_mix_replaces_windows_with_labelled_sines():
     torch.manual_seed(3)
     assert torch.equal(mix.apply(batch)["waveform"], out["waveform"])  # reproducible
     assert SineMix(0.0, settings["bins"], 44100, 4096, 1.5).apply(batch) is batch
+
+
+def test_training_reads_with_verify_by_default_and_names_a_damaged_shard(tmp_path):
+    from notewise.data.shards import waveform_path
+    from notewise.pitch.train import build_task
+
+    root = make_dataset(tmp_path / "train", num_samples=32, seed=3, shard_size=16)
+    path = waveform_path(root, 1)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x10  # one bit of one sample: the trusting reader returns it as data
+    path.write_bytes(bytes(data))
+    settings = tiny_settings()
+    assert settings["train"]["verify"] is True
+    with pytest.raises(ValueError, match=r"shard_00001\.npy: waveform bytes have CRC-32"):
+        build_task(settings, root, None)
+    build_task(tiny_settings(verify=False), root, None)
