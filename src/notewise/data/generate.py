@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .chords import chord_params, chords_off
 from .labels import label_window
 from .rng import dataset_key
 from .sampler import sample_random_polyphony, sample_single_note
@@ -165,7 +166,7 @@ class KindParams(NamedTuple):
 
 
 _DUMMY_POLYPHONY = (np.ones(1, np.int64), 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0),
-                    np.int64(0), np.zeros(1, np.int64))
+                    np.int64(0), np.zeros(1, np.int64), chords_off())
 _DUMMY_SINGLE = (np.int64(1), 0.0, np.int64(0))
 
 
@@ -186,8 +187,12 @@ def _random_polyphony_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
         raise ValueError(f"settings.onset_range low > high: {onset_lo, onset_hi}")
     if timbre_ids.size == 0 or timbre_ids.min() < 0 or timbre_ids.max() >= n_timbres:
         raise ValueError(f"settings.timbres must be ids in [0, {n_timbres}), got {timbre_ids}")
+    from notewise.config import fill_defaults, load_schema
+
+    chords = fill_defaults(load_schema()["$defs"]["chords"], settings.get("chords", {}))
     params = (polyphony, np.log(f_lo), np.log(f_hi), v_lo, v_hi, np.int64(onset_lo),
-              np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids)
+              np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids,
+              chord_params(chords, (f_lo, f_hi)))
     return KindParams(KIND_RANDOM_POLYPHONY, params, _DUMMY_SINGLE, int(polyphony.max()))
 
 
