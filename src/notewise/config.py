@@ -102,6 +102,11 @@ def check_config(config: dict) -> dict:
 
             check_music_settings(ds, key, timbres["count"])
             continue
+        if ds["kind"] == "soundfont_render":
+            from notewise.data.soundfont import check_soundfont_settings
+
+            check_soundfont_settings(ds, key)
+            continue
         for pair in ("freq_range", "velocity_range", "onset_range"):
             _check_pair(ds[pair], f"{key}.{pair}")
         low, high = ds["freq_range"]

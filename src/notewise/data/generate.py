@@ -253,6 +253,10 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
         from .music import generate_music_samples
 
         return generate_music_samples(spec, samples, timbres, out=out)
+    if spec["settings"]["kind"] == "soundfont_render":  # sampled instruments: data.soundfont
+        from .soundfont import generate_soundfont_samples
+
+        return generate_soundfont_samples(spec, samples, out=out)
     end = int(samples.max()) + 1 if len(samples) else 0
     kind = kind_params(spec, len(timbres), end)
     window, bins = int(spec["audio"]["window"]), spec["bins"]

@@ -274,6 +274,15 @@ def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
     _require(problem is None, tpath, "notes", problem)
 
 
+def _soundfont_render_shard(notes, classes, per_window, spec, tpath) -> None:
+    """Polyphony comes from the music; labels are MIDI pitches of configured programs
+    (``soundfont.check_soundfont_notes``)."""
+    from notewise.data.soundfont import check_soundfont_notes
+
+    problem = check_soundfont_notes(notes, spec)
+    _require(problem is None, tpath, "notes", problem)
+
+
 def _check_peaks(confs, energies, notes, per_window, spec, tpath) -> None:
     """Targets agree with the note table: peaks where the notes are, nothing where none are."""
     from notewise.data.bins import BinSpec
@@ -467,6 +476,7 @@ KIND_RULES = {
     "single_note": KindRules(_single_note_shard, _single_note_distributions),
     "random_polyphony": KindRules(_random_polyphony_shard, _random_polyphony_distributions),
     "midi_render": KindRules(_midi_render_shard, _no_distribution_check),
+    "soundfont_render": KindRules(_soundfont_render_shard, _no_distribution_check),
 }
 
 
