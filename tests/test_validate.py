@@ -177,6 +177,6 @@ def test_every_dataset_kind_has_validation_rules():
     from notewise.data.generate import KIND_BUILDERS
     from notewise.data.validate import KIND_RULES, kind_rules
 
-    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render"}
+    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render", "soundfont_render"}
     with pytest.raises(ValueError, match="no validation rules for dataset kind 'chirps'"):
         kind_rules("chirps")
