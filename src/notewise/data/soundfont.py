@@ -18,7 +18,8 @@ Release tails: a note's *label* ends at its key release (``note_offset`` = MIDI 
 class follows the key); the SoundFont's release tail after it is rendered (it is in the audio)
 but carries no label, like room reverberation of a note that has ended. Notes released up to
 ``release_tail_s`` before the window are rendered for the tail they ring into it; earlier ones
-are taken as silent. Sustain pedal: applied when the corpus is read (the MIDI reader moves a
+are taken as silent, and a tail is cut where it stays below -80 dB re full scale
+(``TAIL_FLOOR``). Sustain pedal: applied when the corpus is read (the MIDI reader moves a
 note-off to the pedal's release), so the key release here is the pedal-extended one. Pitch bends:
 refused -- the corpus keeps no bend events, so notes sound, and are labelled, at their
 equal-tempered MIDI pitch (A4 = 440 Hz). Notes outside ``[f_min, f_max]`` are rendered but not
@@ -43,9 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bin_kernels import freq_to_bin_scalar
-from .labels import (classify_note, confidence_weight, in_label_range, note_energy,
-                     visible_ratio, write_targets)
+from numba import njit
+
+from .labels import label_window_powers
 from .rng import dataset_key, mix64, randint
 
 #: ``soundfont: default``: the General MIDI SoundFont the ``pretty_midi`` wheel ships.
@@ -53,8 +54,10 @@ DEFAULT_SOUNDFONT = "default"
 #: Samples of silence rendered per block after a reset, until one block is exactly zero.
 FLUSH_BLOCK = 1024
 FLUSH_MAX_BLOCKS = 256
-#: Release tails are rendered this many samples at a time until a block is silent.
+#: Release tails are rendered this many samples at a time until a block stays below
+#: ``TAIL_FLOOR`` (-80 dB re full scale), where they are cut.
 TAIL_BLOCK = 2048
+TAIL_FLOOR = 1e-4
 #: Counter-RNG draw of a voice's program (stream: the (dataset, piece) key, counter: the track).
 DRAW_PROGRAM = 0
 
@@ -152,28 +155,30 @@ class NoteRenderer:
         return out
 
     def _render_until_silent(self, program, key, velocity, held, tail) -> np.ndarray:
-        """Key down for ``held`` samples, then the release in blocks until one block is silent
-        (or ``tail`` samples have passed); trailing zeros cut."""
+        """Key down for ``held`` samples, then the release in blocks until a block stays below
+        ``TAIL_FLOOR`` (or ``tail`` samples have passed); the samples after the last one above
+        the floor are cut."""
         self._flush()
         self.font.channel_set_preset_number(0, int(program), False)
         self.font.channel_note_on(0, int(key), float(velocity))
         out = np.zeros(int(held) + int(tail), np.float32)
         self._render_into(out[:held])
         self.font.channel_note_off(0, int(key))
-        end = held
+        end = last = held
         while end < len(out):
             block = out[end:min(end + TAIL_BLOCK, len(out))]
             self._render_into(block)
-            end += len(block)
-            if not block.any():
+            loud = np.flatnonzero(np.abs(block) >= TAIL_FLOOR)
+            if not len(loud):
                 break
-        nonzero = np.flatnonzero(out[held:end])
-        return out[:held + (int(nonzero[-1]) + 1 if len(nonzero) else 0)].copy()
+            last = end + int(loud[-1]) + 1
+            end += len(block)
+        return out[:last].copy()
 
     def note_signal(self, program: int, key: int, velocity: float, held: int,
                     tail: int) -> np.ndarray:
-        """The whole note: ``held`` samples key down, then its release until it falls silent (at
-        most ``tail`` samples), trailing zeros cut. Cached (LRU, ``cache_bytes``): notes repeat
+        """The whole note: ``held`` samples key down, then its release until it falls below
+        ``TAIL_FLOOR`` (at most ``tail`` samples). Cached (LRU, ``cache_bytes``): notes repeat
         (same program, key, velocity, length) and each note's signal is independent of what was
         rendered before, so a hit returns the same bytes as a render."""
         slot = (int(program), int(key), float(velocity), int(held), int(tail))
@@ -312,15 +317,17 @@ def render_parts(ctx: SoundFontContext, piece: int, pos: int) -> WindowParts:
                        corpus.velocity[notes].astype(np.float64) / 127.0, program, parts)
 
 
-def measured_mean_squares(parts: np.ndarray, onsets, offsets) -> np.ndarray:
+@njit(cache=True)
+def measured_mean_squares(parts, onsets, offsets):
     """Per note the mean square of its own signal over its visible span (0 if empty)."""
     window = parts.shape[1]
-    out = np.zeros(len(parts))
-    for j in range(len(parts)):
-        first, stop = max(int(onsets[j]), 0), min(int(offsets[j]), window)
-        if stop > first:
-            segment = parts[j, first:stop].astype(np.float64)
-            out[j] = float(np.dot(segment, segment)) / (stop - first)
+    out = np.zeros(parts.shape[0])
+    for j in range(parts.shape[0]):
+        first, stop = max(onsets[j], 0), min(offsets[j], window)
+        total = 0.0
+        for n in range(first, stop):
+            total += np.float64(parts[j, n]) ** 2
+        out[j] = total / (stop - first) if stop > first else 0.0
     return out
 
 
@@ -334,25 +341,17 @@ class MeasuredLabels:
 
 def label_measured(freqs, onsets, offsets, mean_squares, window: int, bins: dict, sigma: float,
                    conf: np.ndarray, energy: np.ndarray) -> MeasuredLabels:
-    """SPEC section 2 labels with measured per-note mean squares: classes, weights, shares and
-    the window's target rows (``conf``, ``energy``, overwritten)."""
+    """SPEC section 2 labels with measured per-note mean squares (``labels.label_window_powers``):
+    classes, weights, shares and the window's target rows (``conf``, ``energy``, overwritten)."""
     n = len(freqs)
-    f_min, f_max, n_bins = float(bins["f_min"]), float(bins["f_max"]), conf.shape[0]
-    classes = np.zeros(max(n, 1), np.int64)
-    weights, energies, centres = np.zeros(max(n, 1)), np.zeros(max(n, 1)), np.zeros(max(n, 1))
-    labelled = np.zeros(max(n, 1), np.bool_)
-    for j in range(n):
-        onset, offset = int(onsets[j]), int(offsets[j])
-        classes[j] = classify_note(onset, offset, window)
-        ratio = visible_ratio(onset, offset, window)
-        weights[j] = confidence_weight(classes[j], ratio)
-        energies[j] = note_energy(classes[j], ratio, 1.0, 1.0, float(mean_squares[j]))
-        centres[j] = freq_to_bin_scalar(float(freqs[j]), f_min, f_max, n_bins)
-        labelled[j] = in_label_range(float(freqs[j]), f_min, f_max) and energies[j] > 0.0
-    total = float(energies[labelled].sum())
-    write_targets(conf, energy, n, centres, weights, energies, labelled, total, sigma)
-    shares = np.where(labelled, energies / max(total, 1e-300), 0.0)
-    return MeasuredLabels(classes[:n], weights[:n], shares[:n], labelled[:n])
+    size = max(n, 1)
+    out = MeasuredLabels(np.zeros(size, np.int64), np.zeros(size), np.zeros(size),
+                         np.zeros(size, np.bool_))
+    label_window_powers(n, np.asarray(freqs, np.float64), np.asarray(onsets, np.int64),
+                        np.asarray(offsets, np.int64), np.asarray(mean_squares, np.float64),
+                        window, float(bins["f_min"]), float(bins["f_max"]), sigma, conf, energy,
+                        out.classes, out.weights, out.shares, np.zeros(size), out.labelled)
+    return MeasuredLabels(out.classes[:n], out.weights[:n], out.shares[:n], out.labelled[:n])
 
 
 def render_sample(ctx: SoundFontContext, sample: int, wave, conf, energy) -> dict:

@@ -227,6 +227,33 @@ def render_clips(notes_file, soundfont, settings: dict, out_dir, training_notes=
     return manifest
 
 
+def write_peer_frames(wavs, out_dir) -> dict:
+    """basic-pitch on every WAV: ``<clip>.frames.txt`` (posteriorgram > 0.3) and
+    ``<clip>.notes.txt`` (note events), multipitch frames, plus ``status.json`` (``available``,
+    and ``reason`` where it cannot run); returns the status."""
+    from scipy.io import wavfile
+
+    from notewise.atomicio import atomic_write_text
+    from notewise.pitch.peers import (BasicPitch, basic_pitch_problem, note_event_frames,
+                                      posteriorgram_frames)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    problem = basic_pitch_problem()
+    if problem is None:
+        model = BasicPitch()
+        for wav in wavs:
+            name = Path(wav).name.removesuffix(".wav")
+            output, events = model.run(wav)
+            rate, samples = wavfile.read(wav, mmap=True)
+            write_frames(out / f"{name}.frames.txt", *posteriorgram_frames(output["note"]))
+            write_frames(out / f"{name}.notes.txt",
+                         *note_event_frames(events, len(samples) / rate))
+    status = {"available": problem is None, "reason": problem}
+    atomic_write_text(out / "status.json", json.dumps(status) + "\n")
+    return status
+
+
 # --------------------------------------------------------------------------- scoring
 
 
@@ -305,9 +332,24 @@ def score(audio_dir, ours_dir, peer_dir=None):
     return pd.DataFrame(rows)
 
 
+def side_by_side(table) -> str:
+    """The table as text, one line per (texture, instrument), each system's P / R / F1 beside
+    the others' (the layout of docs/real_eval.md)."""
+    systems = [s for s in SYSTEMS if s in set(table["system"])]
+    lines = [f"{'texture':<8} {'instrument':<10} " + " ".join(f"{s + ' P/R/F1':>26}" for s in systems)]
+    for (texture, instrument), rows in table.groupby(["texture", "instrument"], sort=False):
+        cells = []
+        for system in systems:
+            row = rows[rows["system"] == system].iloc[0]
+            cells.append(f"{row['precision']:.3f} / {row['recall']:.3f} / {row['f1']:.3f}".rjust(26))
+        lines.append(f"{texture:<8} {instrument:<10} " + " ".join(cells))
+    return "\n".join(lines)
+
+
 def write_score(audio_dir, ours_dir, peer_dir, csv_path) -> None:
     from notewise.atomicio import atomic_write_csv
 
     table = score(audio_dir, ours_dir, peer_dir)
     atomic_write_csv(table, csv_path, index=False, float_format="%.4f")
-    log.info("real-instrument evaluation:\n%s", table.to_string(index=False))
+    log.info("real-instrument evaluation (mir_eval.multipitch, 10 ms, 50 cents):\n%s",
+             side_by_side(table))

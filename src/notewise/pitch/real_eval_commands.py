@@ -27,35 +27,11 @@ def render(args: argparse.Namespace) -> None:
 
 
 def peer(args: argparse.Namespace) -> None:
-    """basic-pitch on every WAV: ``<clip>.frames.txt`` and ``<clip>.notes.txt`` (multipitch
-    frames) plus ``status.json`` (``available``, and ``reason`` where it is not)."""
-    from notewise.atomicio import atomic_write_text
-    from notewise.pitch.peers import (BasicPitch, basic_pitch_problem, note_event_frames,
-                                      posteriorgram_frames)
-    from notewise.pitch.real_eval import write_frames
+    from notewise.pitch.real_eval import write_peer_frames
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    problem = basic_pitch_problem()
-    if problem is None:
-        from scipy.io import wavfile
-
-        model = BasicPitch()
-        for wav in args.audio:
-            name = Path(wav).name.removesuffix(".wav")
-            output, events = model.run(wav)
-            write_frames(out / f"{name}.frames.txt", *posteriorgram_frames(output["note"]))
-            write_frames(out / f"{name}.notes.txt",
-                         *note_event_frames(events, _duration_s(wavfile, wav)))
-    else:
-        log.warning("%s", problem)
-    status = {"available": problem is None, "reason": problem}
-    atomic_write_text(out / "status.json", json.dumps(status) + "\n")
-
-
-def _duration_s(wavfile, path) -> float:
-    rate, samples = wavfile.read(path, mmap=True)
-    return len(samples) / rate
+    status = write_peer_frames(args.audio, args.output)
+    if not status["available"]:
+        log.warning("%s", status["reason"])
 
 
 def score(args: argparse.Namespace) -> None:
