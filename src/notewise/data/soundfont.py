@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from .labels import label_window_powers
-from .rng import dataset_key, mix64, randint
+from .rng import randint
 
 #: ``soundfont: default``: the General MIDI SoundFont the ``pretty_midi`` wheel ships.
 DEFAULT_SOUNDFONT = "default"
@@ -261,20 +261,14 @@ class SoundFontContext:
 
 
 def soundfont_context(spec: dict, corpus) -> SoundFontContext:
-    from .music import piece_key, piece_spans
+    from .music import corpus_windows
 
     settings = soundfont_settings(spec["settings"])
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
-    if len(corpus) == 0:
-        raise ValueError(f"dataset {spec['dataset']}: the note corpus holds no piece")
-    start, end, cumulative, max_length = piece_spans(corpus, sr, window)
-    key = dataset_key(spec["seed"], spec["dataset"])
     return SoundFontContext(
-        corpus, settings, key, start, end, cumulative, max_length,
-        np.array([mix64(key ^ piece_key(str(n))) for n in corpus.names], np.uint64),
-        np.asarray(settings["programs"], np.int64), window, sr, spec["bins"],
-        float(spec["labels"]["sigma_bins"]), int(round(settings["release_tail_s"] * sr)),
-        note_renderer(settings, int(sr)))
+        corpus, settings, *corpus_windows(spec, corpus), np.asarray(settings["programs"], np.int64),
+        window, sr, spec["bins"], float(spec["labels"]["sigma_bins"]),
+        int(round(settings["release_tail_s"] * sr)), note_renderer(settings, int(sr)))
 
 
 def voice_program(ctx: SoundFontContext, piece: int, track: int) -> int:
