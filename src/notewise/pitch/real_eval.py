@@ -350,6 +350,6 @@ def write_score(audio_dir, ours_dir, peer_dir, csv_path) -> None:
     from notewise.atomicio import atomic_write_csv
 
     table = score(audio_dir, ours_dir, peer_dir)
-    atomic_write_csv(table, csv_path, index=False, float_format="%.4f")
+    atomic_write_csv(table, csv_path, float_format="%.4f")
     log.info("real-instrument evaluation (mir_eval.multipitch, 10 ms, 50 cents):\n%s",
              side_by_side(table))
