@@ -50,7 +50,7 @@ def _range(corpus, start, count, spec=SPEC):
 @given(sample=st.integers(0, 10**6))
 def test_mixture_is_the_sum_of_parts_and_shares_their_measured_power(ctx, corpus, sample):
     data = _range(corpus, sample, 1)
-    parts = soundfont.render_parts(ctx, *music.window_position(ctx, sample))
+    parts = soundfont.render_parts(ctx, *soundfont.window_position(ctx, sample))
     mix = parts.parts.astype(np.float64).sum(axis=0) if len(parts.parts) else np.zeros(W)
     peak = np.abs(mix).max()
     expected = mix * (PEAK_LIMIT / peak if peak > PEAK_LIMIT else 1.0)
@@ -153,3 +153,16 @@ def test_generate_range_dispatches_the_kind(tmp_path, corpus):
     spec = {**SPEC, "notes_file": str(tmp_path / "notes.npz")}
     via_generate = generate_range(spec, 5, 3, None)
     np.testing.assert_array_equal(via_generate.waveforms, _range(corpus, 5, 3).waveforms)
+
+
+def test_runs_of_samples_share_a_piece_drawn_by_length(ctx):
+    run = ctx.settings["piece_run"]
+    positions = [soundfont.window_position(ctx, s) for s in range(64 * run)]
+    pieces = np.array([p for p, _ in positions]).reshape(-1, run)
+    assert (pieces == pieces[:, :1]).all()
+    starts = np.array([s for _, s in positions]).reshape(-1, run)
+    assert (np.ptp(starts, axis=1) > 0).mean() > 0.9  # each sample its own start
+    runs = np.array([soundfont.window_position(ctx, s * run)[0] for s in range(3000)])
+    weights = np.diff(np.concatenate([[0], ctx.cumulative])) / ctx.cumulative[-1]
+    observed = np.bincount(runs, minlength=len(weights)) / len(runs)
+    assert np.abs(observed - weights).max() < 4 * np.sqrt(weights.max() / len(runs))

@@ -263,7 +263,11 @@ def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
 
 def window_position(ctx: _Context, sample: int) -> tuple[int, int]:
     """(piece, window start in samples) of ``sample``: uniform over all possible starts."""
-    drawn = randint(ctx.key, sample, DRAW_POSITION, 0, int(ctx.cumulative[-1]) - 1)
+    return start_of(ctx, randint(ctx.key, sample, DRAW_POSITION, 0, int(ctx.cumulative[-1]) - 1))
+
+
+def start_of(ctx, drawn: int) -> tuple[int, int]:
+    """(piece, window start) of window start number ``drawn`` of all pieces' starts."""
     piece = int(np.searchsorted(ctx.cumulative, drawn, side="right"))
     before = int(ctx.cumulative[piece - 1]) if piece else 0
     return piece, int(drawn - before)

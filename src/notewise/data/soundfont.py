@@ -1,9 +1,10 @@
 """Sampled-instrument pitch windows (``kind: soundfont_render``): MIDI notes through a SoundFont.
 
 The notes come from the same corpus mechanism as ``midi_render`` (``notewise.data.music``: the
-``music_notes`` rule's ``notes.npz``, the Bach corpus by default); sample ``i`` picks its piece and
-window start with the same counter-RNG draw (``music.window_position``), so windows weigh pieces
-by length. Each (piece, track) -- a voice -- plays one General MIDI program drawn (counter RNG,
+``music_notes`` rule's ``notes.npz``, the Bach corpus by default). Windows weigh pieces by length
+and start uniformly inside them, as ``midi_render``'s, but runs of ``piece_run`` consecutive
+samples share a piece (``window_position``): neighbouring windows of a shard then repeat notes,
+which the renderer's note cache holds (docs/benchmarks.md: shard jobs several times faster). Each (piece, track) -- a voice -- plays one General MIDI program drawn (counter RNG,
 per piece) from ``programs``.
 
 Rendering (TinySoundFont through the ``tinysoundfont`` wheel, SF2 or SF3; default SoundFont: the
@@ -60,6 +61,8 @@ TAIL_BLOCK = 2048
 TAIL_FLOOR = 1e-4
 #: Counter-RNG draw of a voice's program (stream: the (dataset, piece) key, counter: the track).
 DRAW_PROGRAM = 0
+#: Draws of the dataset key: a run's piece (counter: the run), a sample's start (counter: it).
+DRAW_RUN_PIECE, DRAW_RUN_START = 1, 0
 
 
 class SoundFontError(ValueError):
@@ -239,8 +242,7 @@ def check_soundfont_settings(ds: dict, key: str) -> None:
 
 @dataclass
 class SoundFontContext:
-    """What every window of a range shares (``music.window_position`` and
-    ``music.sounding_notes`` read ``key``, ``corpus``, ``start``, ``end``, ``cumulative``,
+    """What every window of a range shares (``music.start_of`` and ``music.sounding_notes`` read ``key``, ``corpus``, ``start``, ``end``, ``cumulative``,
     ``max_length`` and ``window``)."""
 
     corpus: object
@@ -271,6 +273,20 @@ def soundfont_context(spec: dict, corpus) -> SoundFontContext:
         int(round(settings["release_tail_s"] * sr)), note_renderer(settings, int(sr)))
 
 
+def window_position(ctx: SoundFontContext, sample: int) -> tuple[int, int]:
+    """(piece, window start) of ``sample``. Runs of ``piece_run`` consecutive samples share a
+    piece (drawn by length, as ``music.window_position`` does for one sample), each its own
+    start, uniform in that piece: the marginal distribution is ``midi_render``'s, and a shard's
+    neighbouring windows repeat notes that the renderer's cache then holds."""
+    from .music import start_of
+
+    run = np.int64(sample // ctx.settings["piece_run"])
+    piece, _ = start_of(ctx, randint(ctx.key, run, DRAW_RUN_PIECE, 0, int(ctx.cumulative[-1]) - 1))
+    before = int(ctx.cumulative[piece - 1]) if piece else 0
+    starts = int(ctx.cumulative[piece]) - before
+    return piece, int(randint(ctx.key, sample, DRAW_RUN_START, 0, starts - 1))
+
+
 def voice_program(ctx: SoundFontContext, piece: int, track: int) -> int:
     """The GM program of voice ``(piece, track)``: drawn from ``programs`` per piece."""
     draw = randint(ctx.note_keys[piece], np.int64(track), DRAW_PROGRAM, 0, len(ctx.programs) - 1)
@@ -291,7 +307,7 @@ class WindowParts:
 
 def render_parts(ctx: SoundFontContext, piece: int, pos: int) -> WindowParts:
     """Every note sounding (or ringing, within ``release_tail_s``) in the window at ``pos`` of
-    ``piece`` (``music.window_position`` of a sample), each rendered alone from its key down."""
+    ``piece`` (``window_position`` of a sample), each rendered alone from its key down."""
     from .music import sounding_notes
 
     notes = sounding_notes(ctx, piece, pos, ctx.tail)
@@ -351,7 +367,7 @@ def label_measured(freqs, onsets, offsets, mean_squares, window: int, bins: dict
 def render_sample(ctx: SoundFontContext, sample: int, wave, conf, energy) -> dict:
     """Render and label ``sample`` into the rows ``wave``, ``conf``, ``energy``; returns its
     note-table columns (labelled notes only)."""
-    from .music import midi_to_hz, window_position
+    from .music import midi_to_hz
     from .synth import PEAK_LIMIT, apply_peak_limit
 
     w = render_parts(ctx, *window_position(ctx, sample))
@@ -372,8 +388,6 @@ def render_sample(ctx: SoundFontContext, sample: int, wave, conf, energy) -> dic
 
 def piece_order(ctx: SoundFontContext, samples) -> np.ndarray:
     """Rows of ``samples`` ordered by piece (stable): the order the windows are rendered in."""
-    from .music import window_position
-
     pieces = np.array([window_position(ctx, int(s))[0] for s in samples], np.int64)
     return np.argsort(pieces, kind="stable")
 
