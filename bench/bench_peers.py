@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("--audio-dir", default="results/real_eval/audio")
     parser.add_argument("--ours", default="results/real_eval/notewise")
     parser.add_argument("--benchmarks", default="results/benchmarks/real_eval_predict")
+    parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
     args = parser.parse_args()
     audio_dir = Path(args.audio_dir)
     if not (audio_dir / "manifest.json").exists():
@@ -72,7 +73,7 @@ def main() -> int:
         table = score(audio_dir, args.ours, peer_dir)
     minutes = audio_minutes(audio_dir, names)
     print(f"{len(names)} clips, {minutes:.2f} min of audio, SoundFont {manifest['soundfont']}")
-    print(side_by_side(table))
+    print(side_by_side(table, markdown=args.markdown))
     ours_cpu = predict_cpu_seconds(names, Path(args.benchmarks))
     print(f"CPU s per audio minute: basic-pitch {peer_cpu / minutes:.1f} (model loading"
           " included, this process)", end="")

@@ -332,18 +332,24 @@ def score(audio_dir, ours_dir, peer_dir=None):
     return pd.DataFrame(rows)
 
 
-def side_by_side(table) -> str:
-    """The table as text, one line per (texture, instrument), each system's P / R / F1 beside
-    the others' (the layout of docs/real_eval.md)."""
+def side_by_side(table, markdown: bool = False) -> str:
+    """The table as text (or a Markdown table), one line per (texture, instrument), each system's
+    P / R / F1 / Acc beside the others' (the layout of docs/real_eval.md)."""
     systems = [s for s in SYSTEMS if s in set(table["system"])]
-    lines = [f"{'texture':<8} {'instrument':<10} " + " ".join(f"{s + ' P/R/F1':>26}" for s in systems)]
-    for (texture, instrument), rows in table.groupby(["texture", "instrument"], sort=False):
-        cells = []
+    head = ["texture", "instrument"] + [f"{s} P / R / F1 / Acc" for s in systems]
+    rows = []
+    for (texture, instrument), group in table.groupby(["texture", "instrument"], sort=False):
+        cells = [texture, instrument]
         for system in systems:
-            row = rows[rows["system"] == system].iloc[0]
-            cells.append(f"{row['precision']:.3f} / {row['recall']:.3f} / {row['f1']:.3f}".rjust(26))
-        lines.append(f"{texture:<8} {instrument:<10} " + " ".join(cells))
-    return "\n".join(lines)
+            r = group[group["system"] == system].iloc[0]
+            cells.append(f"{r['precision']:.3f} / {r['recall']:.3f} / {r['f1']:.3f}"
+                         f" / {r['accuracy']:.3f}")
+        rows.append(cells)
+    if markdown:
+        lines = [head, ["---"] * len(head)] + rows
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head] + rows)
 
 
 def write_score(audio_dir, ours_dir, peer_dir, csv_path) -> None:
