@@ -95,7 +95,8 @@ def test_rendering_is_deterministic(clips, tmp_path):
     real_eval.render_clips(clips / "eval.npz", soundfont.default_soundfont_path(), SETTINGS,
                            tmp_path)
     for name in real_eval.clip_names(SETTINGS):
-        assert (tmp_path / f"{name}.wav").read_bytes() == (clips / "audio" / f"{name}.wav").read_bytes()
+        again = (tmp_path / f"{name}.wav").read_bytes()
+        assert again == (clips / "audio" / f"{name}.wav").read_bytes()
 
 
 def write_predict_csv(path, times, freqs):

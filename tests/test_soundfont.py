@@ -113,7 +113,8 @@ def test_shards_validate_and_wrong_labels_fail(tmp_path, corpus):
     wpath, tpath = write(tmp_path / "ok", data)
     report = validate_shard(wpath, tpath, SPEC)
     assert report["checks"] == "all" and report["samples"] == 32
-    bad = data._replace(notes={**data.notes, "note_timbre": np.full_like(data.notes["note_timbre"], 5)})
+    wrong = np.full_like(data.notes["note_timbre"], 5)
+    bad = data._replace(notes={**data.notes, "note_timbre": wrong})
     wpath, tpath = write(tmp_path / "bad", bad)
     with pytest.raises(ValueError, match="not among the configured programs"):
         validate_shard(wpath, tpath, SPEC)

@@ -12,9 +12,9 @@
 
 for notes ``j = 0..polyphony-1`` (draws 6 and 7 of each note are reserved: chord detune and
 doubling). With the ``chords`` setting (``notewise.data.chords``) a share of the windows takes
-its frequencies from a chord instead of draw ``1 + 8 j``; off (share 0), nothing changes. Notes whose visible
-span ``[max(onset, 0), min(offset, W))`` is empty (zero length, or entirely outside the window)
-are then dropped; the survivors keep their draws, so a note never depends on another's fate.
+its frequencies from a chord instead of draw ``1 + 8 j``; off (share 0), nothing changes. Notes
+whose visible span ``[max(onset, 0), min(offset, W))`` is empty (zero length, or entirely outside
+the window) are then dropped; the survivors keep their draws, so a note never depends on another's fate.
 
 ``single_note`` (the sanity set): sample ``i`` is bin ``i // samples_per_bin`` at exactly the bin
 centre, one note of the configured timbre and velocity, phase key = draw 0. Its onset and offset

@@ -4,8 +4,8 @@ The notes come from the same corpus mechanism as ``midi_render`` (``notewise.dat
 ``music_notes`` rule's ``notes.npz``, the Bach corpus by default). Windows weigh pieces by length
 and start uniformly inside them, as ``midi_render``'s, but runs of ``piece_run`` consecutive
 samples share a piece (``window_position``): neighbouring windows of a shard then repeat notes,
-which the renderer's note cache holds (docs/benchmarks.md: shard jobs several times faster). Each (piece, track) -- a voice -- plays one General MIDI program drawn (counter RNG,
-per piece) from ``programs``.
+which the renderer's note cache holds (docs/benchmarks.md). Each (piece, track) -- a voice --
+plays one General MIDI program drawn (counter RNG, per piece) from ``programs``.
 
 Rendering (TinySoundFont through the ``tinysoundfont`` wheel, SF2 or SF3; default SoundFont: the
 TimGM6mb.sf2 that the ``pretty_midi`` wheel ships). **Every note is rendered alone** -- key down at
@@ -242,8 +242,8 @@ def check_soundfont_settings(ds: dict, key: str) -> None:
 
 @dataclass
 class SoundFontContext:
-    """What every window of a range shares (``music.start_of`` and ``music.sounding_notes`` read ``key``, ``corpus``, ``start``, ``end``, ``cumulative``,
-    ``max_length`` and ``window``)."""
+    """What every window of a range shares (``music.start_of`` and ``music.sounding_notes``
+    read ``key``, ``corpus``, ``start``, ``end``, ``cumulative``, ``max_length``, ``window``)."""
 
     corpus: object
     settings: dict

@@ -164,7 +164,8 @@ def reference_frames(notes: dict, clip_s: float) -> tuple[np.ndarray, list[np.nd
 
     times = np.arange(int(round(clip_s / FRAME_S))) * FRAME_S
     freqs = midi_to_hz(notes["pitch"])
-    active = (notes["start"][None, :] <= times[:, None] + 1e-9) & (times[:, None] < notes["end"][None, :])
+    t = times[:, None]
+    active = (notes["start"][None, :] <= t + 1e-9) & (t < notes["end"][None, :])
     return times, [np.sort(freqs[row]) for row in active]
 
 
