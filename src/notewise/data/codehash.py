@@ -13,8 +13,8 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent
 
 #: Modules whose code decides the bytes of a shard.
-GENERATOR_MODULES = ("bins", "bin_kernels", "rng", "sampler", "synth", "labels", "generate",
-                     "shards", "npzfile", "f16")
+GENERATOR_MODULES = ("bins", "bin_kernels", "rng", "chords", "sampler", "synth", "labels",
+                     "generate", "shards", "npzfile", "f16")
 #: Modules whose code decides the bytes of the timbre library.
 TIMBRE_MODULES = ("timbres",)
 
