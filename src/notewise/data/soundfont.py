@@ -143,13 +143,17 @@ class NoteRenderer:
         raise SoundFontError(f"SoundFont {self.path}: voices still sound"
                              f" {FLUSH_MAX_BLOCKS * FLUSH_BLOCK} samples after a reset")
 
+    def _key_down(self, program: int, key: int, velocity: float) -> None:
+        """A clean synthesiser (``_flush``), then ``key`` pressed on ``program``."""
+        self._flush()
+        self.font.channel_set_preset_number(0, int(program), False)
+        self.font.channel_note_on(0, int(key), float(velocity))
+
     def render_note(self, program: int, key: int, velocity: float, held: int,
                     length: int) -> np.ndarray:
         """``length`` samples of ``key`` on ``program``: key down at sample 0, released at sample
         ``held`` (the release tail rings on after it). ``velocity`` in (0, 1]."""
-        self._flush()
-        self.font.channel_set_preset_number(0, int(program), False)
-        self.font.channel_note_on(0, int(key), float(velocity))
+        self._key_down(program, key, velocity)
         out = np.zeros(int(length), np.float32)
         held = min(max(int(held), 0), int(length))
         self._render_into(out[:held])
@@ -161,9 +165,7 @@ class NoteRenderer:
         """Key down for ``held`` samples, then the release in blocks until a block stays below
         ``TAIL_FLOOR`` (or ``tail`` samples have passed); the samples after the last one above
         the floor are cut."""
-        self._flush()
-        self.font.channel_set_preset_number(0, int(program), False)
-        self.font.channel_note_on(0, int(key), float(velocity))
+        self._key_down(program, key, velocity)
         out = np.zeros(int(held) + int(tail), np.float32)
         self._render_into(out[:held])
         self.font.channel_note_off(0, int(key))
