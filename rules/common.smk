@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from notewise import compute as _compute
 from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
                              load_schema, shard_plan)
@@ -72,6 +74,16 @@ shard_runtime = _shard_resource("runtime")
 def training_resources(rule, device, nproc):
     """``mem_mb``, ``runtime``, partition of a training rule, plus one GPU per process on CUDA."""
     return _compute.training_resources(COMPUTE, rule, device, nproc)
+
+
+onstart:
+    # Under the SLURM executor: fail before the first sbatch if a job asks for more than any node
+    # of its partition has (it would pend forever); notewise.compute.check_workflow_on_slurm.
+    try:
+        for _warning in _compute.check_workflow_on_slurm(workflow, COMPUTE):
+            print(_warning, file=sys.stderr)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
 
 localrules:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 
 import pytest
 
-from notewise.atomicio import atomic_copy, atomic_file, atomic_path, atomic_write_text
+from notewise.atomicio import (atomic_copy, atomic_file, atomic_path, atomic_write_text,
+                               remove_leftovers)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -75,3 +78,57 @@ def test_a_figure_is_saved_whole_and_closed_even_when_saving_fails(tmp_path):
         atomic_save_figure(fig, tmp_path / "b.png", format="no-such-format")
     assert not plt.fignum_exists(fig.number)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.fixture(params=[0o022, 0o002], ids=["umask0022", "umask0002"])
+def umask(request):
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def test_outputs_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path, umask):
+    """Not mkstemp's 0600: on a shared file system the group must be able to read the outputs."""
+    with open(tmp_path / "plain", "w"):
+        pass
+    expected = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert expected == 0o666 & ~umask
+    atomic_write_text(tmp_path / "a.json", "{}")
+    with atomic_file(tmp_path / "b.npz") as fh:
+        fh.write(b"x")
+    with atomic_path(tmp_path / "c.csv") as tmp:
+        tmp.write_text("x\n")
+    atomic_copy(tmp_path / "a.json", tmp_path / "sub" / "d.json")
+    for name in ("a.json", "b.npz", "c.csv", "sub/d.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name
+
+
+def test_a_rerun_removes_the_temporaries_a_killed_writer_of_the_same_target_left(tmp_path):
+    path = tmp_path / "waveforms" / "shard_00000.npy"
+    code = (f"import os, signal\nfrom notewise.atomicio import atomic_file\n"
+            f"with atomic_file({str(path)!r}) as fh:\n"
+            f"    fh.write(b'x' * 100000); fh.flush()\n"
+            f"    os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    (path.parent / ".shard_00000.npy.k3y_ab9z.tmp.npy").write_bytes(b"mkstemp-style leftover")
+    others = [path.parent / ".shard_00001.npy.abcd1234.tmp.npy", path.parent / "shard_00000.npy.x"]
+    for other in others:
+        other.write_bytes(b"not this target's")
+    assert len(list(path.parent.iterdir())) == 4
+    atomic_write_text(path, "new")
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        ["shard_00000.npy"] + [o.name for o in others])
+
+
+def test_a_live_writers_temporary_is_not_removed(tmp_path):
+    """The lock held while writing tells a live writer from a dead one."""
+    path = tmp_path / "t.npz"
+    with atomic_file(path) as first:
+        first.write(b"first")
+        assert remove_leftovers(path) == []
+        atomic_write_text(path, "second")
+        assert len(list(tmp_path.iterdir())) == 2
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.npz"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from notewise.compute import (compute_settings, shard_resources, torchrun_launcher,
+from notewise.compute import (Node, Request, check_slurm_requests, compute_settings, gres_gpus,
+                              parse_sinfo, request_misfit, shard_resources, torchrun_launcher,
                               training_resources)
 from notewise.config import REPO_ROOT
 from test_workflow import make_workdir, snakemake
@@ -51,3 +52,51 @@ def test_rules_carry_the_resources_in_a_dry_run(tmp_path):
     assert "torchrun --standalone --nproc_per_node 2 -m notewise train-pitch" in train
     shard = text[text.index("rule generate_shard:"):]
     assert "mem_mb=" in shard.split("rule ", 2)[1]
+
+
+SINFO = """debug*|2|1800|(null)
+gpu|32|256000|gpu:a100:4(S:0-1)
+gpu|64|512000|gpu:a100:2,gpu:v100:1
+"""
+
+
+def group_request(cpus, mem_mb=4000, partition=None):
+    return Request(job="group job 'shards' (20 jobs)", partition=partition, cpus=cpus,
+                   mem_mb=mem_mb, gpus=0, cpus_setting="`cores`", mem_setting="`cores`",
+                   gpus_setting="-")
+
+
+def test_sinfo_gives_each_partitions_nodes_and_the_default():
+    partitions, default = parse_sinfo(SINFO)
+    assert default == "debug"
+    assert partitions["debug"] == [Node(cpus=2, memory_mb=1800, gpus=0)]
+    assert partitions["gpu"] == [Node(32, 256000, 4), Node(64, 512000, 3)]
+    assert gres_gpus("gpu:8") == 8 and gres_gpus("(null)") == 0 and gres_gpus("gpu") == 1
+
+
+def test_a_group_job_wider_than_every_node_is_refused_naming_cores():
+    """The profile's cores: 4 on a partition of 2-CPU nodes pended forever (PartitionConfig)."""
+    sinfo = parse_sinfo(SINFO)
+    assert check_slurm_requests([group_request(2, 1000)], sinfo) == []
+    with pytest.raises(ValueError, match=r"(?s)PartitionConfig.*group job 'shards'.*partition "
+                       r"'debug' \(the cluster's default\).*4 CPUs \(the largest node has 2; "
+                       r"lower `cores`\).*mem_mb=4000 \(the largest node has 1800 MB"):
+        check_slurm_requests([group_request(4)], sinfo)
+    assert request_misfit(group_request(64, 500000, "gpu"), *sinfo) is None  # the 64-CPU node
+
+
+def test_gpus_and_unknown_partitions_are_named():
+    sinfo = parse_sinfo(SINFO)
+    training = Request(job="rule train_pitch", partition="gpu", cpus=8, mem_mb=16000, gpus=8,
+                       cpus_setting="pitch_model.train.threads", mem_setting="m",
+                       gpus_setting="pitch_model.train.nproc")
+    assert "8 GPUs (the largest node has 4; change pitch_model.train.nproc)" in \
+        request_misfit(training, *sinfo)
+    both = Request(job="rule x", partition="gpu", cpus=48, mem_mb=16000, gpus=4,
+                   cpus_setting="c", mem_setting="m", gpus_setting="g")
+    assert "which no single node has" in request_misfit(both, *sinfo)
+    lost = Request(job="rule x", partition="long", cpus=1, mem_mb=1, gpus=0,
+                   cpus_setting="c", mem_setting="m", gpus_setting="g")
+    assert "partition 'long', which sinfo does not list (it has debug, gpu): set compute.partition" \
+        in request_misfit(lost, *sinfo)
+    assert check_slurm_requests([lost], None)[0].startswith("notewise: sinfo gave no node sizes")

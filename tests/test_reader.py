@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from notewise.data.reader import BatchLoader, DatasetReader, ShardBatchSampler
-from notewise.data.shards import targets_path
+from notewise.data.shards import targets_path, waveform_path
 
 from shardkit import N_BINS, WINDOW, fake_shard, write_dataset
 
@@ -138,6 +138,18 @@ def test_batch_loader_hands_errors_to_the_consumer(tmp_path):
     with pytest.raises(ValueError, match="shard_00001.npz: unreadable targets"):
         for _ in BatchLoader(reader, ShardBatchSampler(reader, 4, shuffle=False), prefetch=2):
             pass
+
+
+@pytest.mark.parametrize("shard", [0, 1])
+def test_a_truncated_waveform_file_is_named(tmp_path, shard):
+    """It raised NumPy's ``mmap length is greater than file size``, naming no file."""
+    root = tmp_path / "ds"
+    write_dataset(root, [8, 8])
+    path = waveform_path(root, shard)
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ValueError, match=rf"shard_0000{shard}\.npy: unreadable waveforms "
+                       r"\(.* bytes, its header \(8, \d+\) float32 needs .* \(truncated\)\)"):
+        DatasetReader(root).get_batch(range(16))
 
 
 def test_reader_without_meta_scans_the_directory(tmp_path, expected):

@@ -158,3 +158,29 @@ def test_slurm_outputs_equal_a_local_run_byte_for_byte(runs):
     on_slurm, local = map(digests, runs)
     assert len(on_slurm) == 3 * SHARDS + 2  # npy, npz, validation json per shard; validation.json, meta.json
     assert on_slurm == local
+
+
+def test_a_group_job_wider_than_the_node_fails_before_submission_naming_cores(cluster,
+                                                                               tmp_path):
+    """The profile's ``cores: 4`` on 2-CPU nodes left a job pending forever (PartitionConfig)
+    while Snakemake waited silently; now the run fails before any sbatch, naming ``cores``."""
+    workdir = make_workdir(tmp_path / "too-wide")
+    before = len(cluster.completed_jobs())
+    wide = cluster.node.cpus + 2
+    proc = snakemake(workdir, "--profile", "workflow/profiles/slurm", "--cores", str(wide),
+                     "--group-components", f"shards={SHARDS}")
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        subprocess.run(["scancel", "--user", "root"], timeout=20)
+        pytest.fail(f"snakemake waited on a job no node can run:\n{out[-3000:]}")
+    assert proc.returncode != 0, out[-3000:]
+    assert (f"group job 'shards'" in out and f"asks for {wide} CPUs (the largest node has "
+            f"{cluster.node.cpus}; lower `cores`" in out), out[-3000:]
+    assert "Submitted job" not in out
+    queue = subprocess.run(["squeue", "-h", "-o", "%i %j %r"], capture_output=True, text=True,
+                           timeout=20).stdout
+    assert queue.strip() == "" or "PartitionConfig" not in queue, queue
+    assert len(cluster.completed_jobs()) == before

@@ -4,16 +4,27 @@ Every helper writes a temporary file next to the destination (same directory, so
 cannot cross file systems), flushes and fsyncs it, ``os.replace``s it onto the final name and
 fsyncs the directory. On an exception the temporary file is removed and the destination is left
 as it was. A SIGKILL can leave a hidden ``.NAME.*.tmp`` file behind, never a partial file under
-the final name.
+the final name; the next write of the same ``NAME`` (a rerun of the job) removes such leftovers.
+
+* **Mode.** The temporary file is created with ``os.open(..., 0o666)``, so the published file gets
+  the mode (and default ACL) a plain ``open(path, "w")`` would give under the process umask
+  (0644 under umask 0022, 0664 under 0002), not ``tempfile.mkstemp``'s 0600.
+* **Leftovers.** A writer holds an exclusive ``flock`` on its temporary file until it is renamed;
+  before writing ``NAME``, every ``.NAME.*.tmp*`` whose lock can be taken (its writer is dead) is
+  deleted. One writer per target is assumed (Snakemake's guarantee); the lock keeps a second, live
+  writer's file (on file systems without ``flock``, such a file would be deleted too).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -26,18 +37,77 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     renamed onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(name)
+    remove_leftovers(path)
+    fd, tmp = _create_temporary(path)
     try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        try:
+            yield tmp
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(fd)  # releases the lock
     fsync_directory(path.parent)
+
+
+def _temporary_pattern(path: Path) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(path.name)}\.[^.]+\.tmp{re.escape(path.suffix)}")
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new ``.NAME.<random>.tmp<suffix>`` next to ``path``, created as ``open()`` would create
+    it (mode 0o666 less the umask) and locked; returns its descriptor (closing it unlocks)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        _try_lock(fd)
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(tmp))
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting: False if another writer holds one; True
+    if taken or if the file system has no locks (then nothing tells a live writer from a dead
+    one)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers of ``path`` left next to it (those whose
+    lock is free); returns them."""
+    path = Path(path)
+    pattern = _temporary_pattern(path)
+    try:
+        names = [entry.name for entry in os.scandir(path.parent) if pattern.fullmatch(entry.name)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        leftover = path.parent / name
+        try:
+            fd = os.open(leftover, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            if _try_lock(fd):
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover)
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager

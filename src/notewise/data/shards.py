@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -313,8 +314,24 @@ def write_shard(waveform_path: str | Path, targets_path: str | Path, data,
 
 
 def read_waveforms(path: str | Path, mmap: bool = True) -> np.ndarray:
-    """The ``[N, window]`` float32 waveforms; memory-mapped read-only unless ``mmap=False``."""
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """The ``[N, window]`` float32 waveforms; memory-mapped read-only unless ``mmap=False``.
+
+    A file shorter or longer than its header says (a truncated copy, a partial write by another
+    tool) raises ``ValueError`` naming it, not NumPy's nameless ``mmap length`` error."""
+    try:
+        with open(path, "rb") as fh:
+            shape, _, dtype = read_npy_header(fh)
+            expected = fh.tell() + math.prod(shape) * dtype.itemsize
+            size = os.fstat(fh.fileno()).st_size
+        if size != expected:
+            raise ValueError(f"{size:,} bytes, its header {shape} {dtype} needs {expected:,} "
+                             f"({'truncated' if size < expected else 'trailing bytes'})")
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: unreadable waveforms ({exc}); `notewise check-dataset` tells "
+                         "what is damaged") from exc
 
 
 def read_targets(path: str | Path) -> dict[str, np.ndarray]:
