@@ -115,17 +115,9 @@ def midi_token_files(split):
     return [f"results/midi/tokens/{split}/{name}.json" for name in midi_names(split)]
 
 
-def midi_train_options():
-    train, model = MIDI["train"], MIDI["model"]
-    options = [
-        f"-m {train['min_sequence_length']}", f"-e {train['max_sequence_length']}",
-        f"-b {train['max_batch_size']}", f"-l {train['lr']}", f"-w {train['weight_decay']}",
-        f"--warmup-steps {train['warmup_steps']}", f"--seed {train['seed']}",
-        f"--amp {train['amp']}", f"--d-model {model['d_model']}", f"--layers {model['layers']}",
-        f"--heads {model['heads']}", f"--context {model['context']}",
-        f"--dropout {model['dropout']}",
-    ]
-    return " ".join(options + ([f"--device {train['device']}"] if train["device"] else []))
+def midi_spec():
+    """The settings midi-train needs, as canonical JSON (a param: a change reruns training)."""
+    return canonical_json({key: MIDI[key] for key in ("train", "model", "read")})
 
 
 # Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).

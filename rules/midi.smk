@@ -6,7 +6,7 @@
 # which is not a declared output (Snakemake deletes outputs before a job runs): an interrupted or extended
 # (more epochs) training job resumes; changed settings or data start it over.
 
-# Helpers (midi_source_dir, midi_token_files, midi_train_options) live in rules/common.smk.
+# Helpers (midi_source_dir, midi_token_files, midi_spec) live in rules/common.smk.
 
 
 checkpoint midi_export_corpus:
@@ -82,9 +82,10 @@ rule midi_train:
     params:
         ckpt=lambda wc, output: os.path.join(os.path.dirname(output.model), "checkpoint"),
         model_dir=lambda wc, output: os.path.dirname(output.model),
-        epochs=MIDI["train"]["epochs"],
-        options=midi_train_options(),
-        launcher=torchrun_launcher(MIDI["train"]["nproc"], 2),
+        spec=midi_spec(),
+        # torch threads per process from the rule's threads (split between torchrun's processes)
+        launcher=lambda wc, threads: torchrun_launcher(MIDI["train"]["nproc"], threads),
+        torch_threads=lambda wc, threads: max(1, threads // MIDI["train"]["nproc"]),
     threads: 2
     resources:
         **training_resources("midi_train", MIDI["train"]["device"], MIDI["train"]["nproc"]),
@@ -95,11 +96,11 @@ rule midi_train:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "{params.launcher} midi-train {params.epochs} {params.ckpt} -t {input.train:q} -v {input.val:q}"
-        " --vocab {input.vocab} {params.options} --workers {threads} --no-progress"
-        " --restart-on-change > {log} 2>&1"
-        " && for f in model.pth metrics.json model_config.json vocab.json data_summary.json"
-        " metrics.png; do cp {params.ckpt}/$f {params.model_dir}/$f; done"
+        # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning on shared cores
+        "OMP_WAIT_POLICY=PASSIVE {params.launcher} midi-train {params.ckpt} --spec {params.spec:q}"
+        " -t {input.train:q} -v {input.val:q} --vocab {input.vocab} --workers {threads}"
+        " --threads {params.torch_threads} --no-progress --restart-on-change"
+        " --export {params.model_dir} > {log} 2>&1"
 
 
 rule midi_evaluate:
