@@ -5,8 +5,10 @@ losses, nats) by its note count, so models with different tokenizers compare: th
 are those of the quantised score (:func:`notewise.midi.score.quantize`), after merging notes of
 the same pitch and program that start on the same grid step (one note per key at a time). The
 per-position loss is the mean loss of the targets predicted at each position of the context
-window, in ``position_buckets`` equal groups; a model trained on windows that start at random
-offsets has it flat apart from the first few positions (little context there).
+window, in ``position_buckets`` equal groups, over the full-length windows only (so that every
+position averages the same windows, not the short last pieces of sequences at the early ones); a
+model trained on windows that start at random offsets has it flat apart from the first positions
+(little context there).
 """
 
 from __future__ import annotations
@@ -38,15 +40,18 @@ def evaluate_lm(model, dataset: MidiDataset, max_batch_size: int,
     device = next(model.parameters()).device
     window = model.cfg.context + 1
     task = LMTask(dataset, dataset, max_batch_size, window=window)
-    sums = torch.zeros(window - 1, dtype=torch.float64)
+    sums = torch.zeros(window - 1, dtype=torch.float64)  # full windows, by position
     counts = torch.zeros(window - 1, dtype=torch.float64)
+    total, tokens = 0.0, 0
     with torch.no_grad():
         for batch in task.val_batches(0, 0, 1) or []:
             losses, mask = token_losses(model, batch.to(device))
-            width = losses.shape[1]
-            sums[:width] += (losses * mask).sum(0).double().cpu()
-            counts[:width] += mask.sum(0).double().cpu()
-    total, tokens = float(sums.sum()), int(counts.sum())
+            losses = (losses * mask).double().cpu()
+            total, tokens = total + float(losses.sum()), tokens + int(mask.sum())
+            full = mask.all(1).cpu() if losses.shape[1] == window - 1 else None
+            if full is not None and full.any():
+                sums += losses[full].sum(0)
+                counts += full.sum()
     notes = dataset.summary["notes"]
     loss = total / max(tokens, 1)
     per_note = total / max(notes, 1)
@@ -55,6 +60,7 @@ def evaluate_lm(model, dataset: MidiDataset, max_batch_size: int,
         "val_nats_per_note": per_note, "val_bits_per_note": per_note / math.log(2),
         "val_notes": notes, "notes_counted": NOTE_COUNT,
         "tokens_per_note": dataset.tokens_per_note,
+        "full_windows": int(counts[0]) if len(counts) else 0,
         "loss_by_position": _by_position(sums, counts, position_buckets),
     }
 
