@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise.
 
 import functools
+import shlex
 import os
 from pathlib import Path
 
@@ -94,6 +95,8 @@ MIDI = config["midi"]
 
 def midi_source_dir(split):
     """Directory holding the MIDI files of ``split`` (waits for the export of the Bach corpus)."""
+    if split == "heldout":
+        return checkpoints.midi_export_heldout.get().output[0]
     if MIDI["corpus"] == "bach":
         return f"{checkpoints.midi_export_corpus.get().output[0]}/{split}"
     return f"{MIDI['corpus']}/{split}" if has_split_dirs(MIDI["corpus"]) else MIDI["corpus"]
@@ -106,7 +109,9 @@ def midi_user_corpus():
 
 
 def midi_names(split):
-    if MIDI["corpus"] == "bach":
+    if split == "heldout" and not MIDI["heldout"]["composers"]:
+        return []
+    if MIDI["corpus"] == "bach" or split == "heldout":
         return sorted(p.name for p in Path(midi_source_dir(split)).glob("*.mid"))
     return midi_user_corpus()[split]
 

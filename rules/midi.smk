@@ -27,6 +27,24 @@ checkpoint midi_export_corpus:
         " --val-percent {params.val_percent} {params.limit} > {log} 2>&1"
 
 
+checkpoint midi_export_heldout:
+    output:
+        directory("results/midi/heldout"),
+    params:
+        composers=" ".join(MIDI["heldout"]["composers"]),
+        per_composer=MIDI["heldout"]["per_composer"],
+    threads: 2
+    log:
+        "results/logs/midi_export_heldout/all.log",
+    benchmark:
+        "results/benchmarks/midi_export_heldout/all.tsv"
+    conda:
+        "../envs/notewise.yaml"
+    shell:
+        "notewise midi-export-heldout {output} --workers {threads} --composers {params.composers}"
+        " --per-composer {params.per_composer} > {log} 2>&1"
+
+
 rule midi_vocab:
     output:
         "results/midi/vocab.json",
@@ -107,12 +125,15 @@ rule midi_evaluate:
     input:
         model=rules.midi_train.output.model,
         val=lambda wc: midi_token_files("val"),
+        heldout=lambda wc: midi_token_files("heldout"),
     output:
         report("results/midi/eval.json", caption="../workflow/report/midi_eval.rst",
                category="MIDI language model"),
     params:
         model_dir=lambda wc, input: os.path.dirname(input.model),
         budget=MIDI["train"]["max_batch_size"],
+        heldout=lambda wc, input: f"--heldout {' '.join(map(shlex.quote, input.heldout))}"
+        if input.heldout else "",
     log:
         "results/logs/midi_evaluate/all.log",
     benchmark:
@@ -120,7 +141,8 @@ rule midi_evaluate:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise midi-evaluate {params.model_dir} -v {input.val:q} -o {output} -b {params.budget}"
+        "notewise midi-evaluate {params.model_dir} -v {input.val:q} {params.heldout} -o {output}"
+        " -b {params.budget}"
         " > {log} 2>&1"
 
 

@@ -2,6 +2,7 @@
 
 =======================  ===================================================================
 ``midi-export-corpus``   music21's Bach scores -> ``OUT/{train,val}/<name>.mid``
+``midi-export-heldout``  a few scores of other composers -> ``OUT/<composer>_<name>.mid``
 ``midi-vocab``           the tokenizer settings + vocabulary as JSON
 ``midi-tokenize``        one MIDI file -> its JSON token cache (or the reason it is unreadable)
 ``midi-train``           train the LM (the seed's CLI), resuming from CKPT_PATH if it holds one
@@ -41,7 +42,7 @@ EXPORT_FILES = ("model.pth", "metrics.json", "model_config.json", "vocab.json",
 
 
 def register(subparsers) -> None:
-    for add in (_add_export, _add_vocab, _add_tokenize, _add_train, _add_evaluate, _add_plot,
+    for add in (_add_export, _add_export_heldout, _add_vocab, _add_tokenize, _add_train, _add_evaluate, _add_plot,
                 _add_pianoroll, _add_generate):
         add(subparsers)
 
@@ -60,6 +61,16 @@ def _add_export(sub) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--val-percent", type=int, default=20)
     p.set_defaults(func=cmd_export_corpus)
+
+
+def _add_export_heldout(sub) -> None:
+    p = sub.add_parser("midi-export-heldout",
+                       help="export other composers' scores (a held-out validation set)")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--composers", nargs="+", default=default("heldout", "composers"))
+    p.add_argument("--per-composer", type=int, default=default("heldout", "per_composer"))
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_export_heldout)
 
 
 def _add_vocab(sub) -> None:
@@ -132,6 +143,8 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("midi-evaluate", help="validation metrics of a trained checkpoint")
     p.add_argument("ckpt_path", type=Path)
     p.add_argument("-v", "--val-dataset", nargs="+", required=True, type=Path)
+    p.add_argument("--heldout", nargs="+", type=Path, default=[],
+                   help="a second validation set (other composers), scored as heldout_*")
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("-b", "--max-batch-size", type=int, default=default("train", "max_batch_size"))
     p.add_argument("--device")
@@ -220,6 +233,16 @@ def cmd_export_corpus(args) -> None:
 
     summary = export_bach(args.out_dir, limit=args.limit, workers=args.workers,
                           val_percent=args.val_percent)
+    print(json.dumps(summary, indent=1))
+    if summary["exported"] == 0:
+        sys.exit("no score could be exported")
+
+
+def cmd_export_heldout(args) -> None:
+    from .corpus import export_heldout
+
+    summary = export_heldout(args.out_dir, args.composers, args.per_composer,
+                             workers=args.workers)
     print(json.dumps(summary, indent=1))
     if summary["exported"] == 0:
         sys.exit("no score could be exported")
@@ -342,15 +365,20 @@ def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_lm
 
     model, vocab = _load_trained(args.ckpt_path, args.device)
-    val = MidiDataset(args.val_dataset, 2, DEFAULT_MAX_LENGTH, vocab)
-    result = evaluate_lm(model, val, args.max_batch_size)
-    result.update(val_files=val.summary["files"], val_files_read=val.summary["files_read"],
-                  skipped=val.summary["skipped"])
+    result = {}
+    for prefix, paths in (("val", args.val_dataset), ("heldout", args.heldout)):
+        if not paths:
+            continue
+        data = MidiDataset(paths, 2, DEFAULT_MAX_LENGTH, vocab)
+        result.update(evaluate_lm(model, data, args.max_batch_size, prefix=prefix))
+        result.update({f"{prefix}_files": data.summary["files"],
+                       f"{prefix}_files_read": data.summary["files_read"],
+                       f"{prefix}_skipped": data.summary["skipped"]})
     metrics_file = args.ckpt_path / "metrics.json"
     if metrics_file.exists():
         result["epochs"] = len(json.loads(metrics_file.read_text()))
     _write_json(args.out, result)
-    print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if not k.endswith("skipped")}, indent=1))
 
 
 def cmd_plot(args) -> None:

@@ -35,8 +35,9 @@ def token_losses(model, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def evaluate_lm(model, dataset: MidiDataset, max_batch_size: int,
-                position_buckets: int = 8) -> dict:
-    """Loss per token and per note, bits per note and the per-position loss of ``dataset``."""
+                position_buckets: int = 8, prefix: str = "val") -> dict:
+    """Loss per token and per note, bits per note and the per-position loss of ``dataset``
+    (keys ``<prefix>_loss``, ``<prefix>_nats_per_note``, ...)."""
     device = next(model.parameters()).device
     window = model.cfg.context + 1
     task = LMTask(dataset, dataset, max_batch_size, window=window)
@@ -55,14 +56,14 @@ def evaluate_lm(model, dataset: MidiDataset, max_batch_size: int,
     notes = dataset.summary["notes"]
     loss = total / max(tokens, 1)
     per_note = total / max(notes, 1)
-    return {
-        "val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0)), "val_tokens": tokens,
-        "val_nats_per_note": per_note, "val_bits_per_note": per_note / math.log(2),
-        "val_notes": notes, "notes_counted": NOTE_COUNT,
+    figures = {
+        "loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": tokens,
+        "nats_per_note": per_note, "bits_per_note": per_note / math.log(2), "notes": notes,
         "tokens_per_note": dataset.tokens_per_note,
         "full_windows": int(counts[0]) if len(counts) else 0,
         "loss_by_position": _by_position(sums, counts, position_buckets),
     }
+    return {**{f"{prefix}_{k}": v for k, v in figures.items()}, "notes_counted": NOTE_COUNT}
 
 
 def _by_position(sums: torch.Tensor, counts: torch.Tensor, buckets: int) -> list[dict]:
