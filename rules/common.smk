@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise.
 
 import functools
+import shlex
 import os
 import sys
 from pathlib import Path
@@ -107,6 +108,8 @@ MIDI = config["midi"]
 
 def midi_source_dir(split):
     """Directory holding the MIDI files of ``split`` (waits for the export of the Bach corpus)."""
+    if split == "heldout":
+        return checkpoints.midi_export_heldout.get().output[0]
     if MIDI["corpus"] == "bach":
         return f"{checkpoints.midi_export_corpus.get().output[0]}/{split}"
     return f"{MIDI['corpus']}/{split}" if has_split_dirs(MIDI["corpus"]) else MIDI["corpus"]
@@ -119,7 +122,9 @@ def midi_user_corpus():
 
 
 def midi_names(split):
-    if MIDI["corpus"] == "bach":
+    if split == "heldout" and not MIDI["heldout"]["composers"]:
+        return []
+    if MIDI["corpus"] == "bach" or split == "heldout":
         return sorted(p.name for p in Path(midi_source_dir(split)).glob("*.mid"))
     return midi_user_corpus()[split]
 
@@ -128,17 +133,9 @@ def midi_token_files(split):
     return [f"results/midi/tokens/{split}/{name}.json" for name in midi_names(split)]
 
 
-def midi_train_options():
-    train, model = MIDI["train"], MIDI["model"]
-    options = [
-        f"-m {train['min_sequence_length']}", f"-e {train['max_sequence_length']}",
-        f"-b {train['max_batch_size']}", f"-l {train['lr']}", f"-w {train['weight_decay']}",
-        f"--warmup-steps {train['warmup_steps']}", f"--seed {train['seed']}",
-        f"--amp {train['amp']}", f"--d-model {model['d_model']}", f"--layers {model['layers']}",
-        f"--heads {model['heads']}", f"--context {model['context']}",
-        f"--dropout {model['dropout']}",
-    ]
-    return " ".join(options + ([f"--device {train['device']}"] if train["device"] else []))
+def midi_spec():
+    """The settings midi-train needs, as canonical JSON (a param: a change reruns training)."""
+    return canonical_json({key: MIDI[key] for key in ("train", "model", "read")})
 
 
 # Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).
