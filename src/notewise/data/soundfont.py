@@ -105,7 +105,11 @@ class NoteRenderer:
     cache_bytes = 512 * 2**20
 
     def __init__(self, path, sample_rate: int, gain_db: float = 0.0):
-        from tinysoundfont import _tinysoundfont as tsf
+        try:
+            from tinysoundfont import _tinysoundfont as tsf
+        except ImportError as err:
+            raise SoundFontError("kind soundfont_render needs tinysoundfont: "
+                                 "pip install --no-deps tinysoundfont==0.3.7") from err
 
         path = Path(path)
         check_soundfont_file(path)

@@ -24,7 +24,7 @@ class Batches:
     """One epoch's batches for one rank (sized, re-iterable)."""
 
     def __init__(self, dataset: MidiDataset, sampler: MidiDatasetSampler):
-        self.dataset, self.batches = dataset, list(sampler)
+        self.dataset, self.sampler, self.batches = dataset, sampler, list(sampler)
 
     def __len__(self) -> int:
         return len(self.batches)
