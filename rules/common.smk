@@ -11,7 +11,8 @@ from snakemake.exceptions import WorkflowError
 from notewise import compute as _compute
 from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
                              load_schema, shard_plan)
-from notewise.data.codehash import generator_code_hash, source_hash, timbre_code_hash
+from notewise.data.codehash import (generator_code_hash, notes_code_hash, source_hash,
+                                    timbre_code_hash)
 from notewise.data.music import NOTES_FILE
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.pitch.settings import code_hash, pitch_settings
@@ -21,6 +22,7 @@ FULL_CONFIG = check_config(config)
 DATASETS = list(config["datasets"])
 GENERATOR_HASH = generator_code_hash()
 TIMBRE_HASH = timbre_code_hash()
+NOTES_HASH = notes_code_hash()  # rule music_notes: corpus listing and MIDI reading
 
 DATASET_DIR = "results/datasets/{dataset}"
 TIMBRES = "results/timbres/timbres.npz"

@@ -18,6 +18,7 @@ rule music_notes:
     params:
         split=lambda wc: corpus_settings(wc.dataset)["split"],
         val_percent=lambda wc: corpus_settings(wc.dataset)["val_percent"],
+        code=NOTES_HASH,
     threads: 2
     log:
         "results/logs/music_notes/{dataset}.log",

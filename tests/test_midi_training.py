@@ -158,11 +158,11 @@ def test_evaluate_reports_per_note_figures_and_loss_by_position(trained, token_d
     total = result["val_loss"] * result["val_tokens"]
     assert result["val_nats_per_note"] == pytest.approx(total / notes)
     assert result["val_bits_per_note"] == pytest.approx(total / notes / math.log(2))
-    buckets = result["loss_by_position"]
+    buckets = result["val_loss_by_position"]
     assert len(buckets) == 8 and buckets[0]["positions"][0] == 0
     assert buckets[-1]["positions"][1] == 63  # context 64: targets at input positions 0..63
-    assert [b["targets"] for b in buckets] == [8 * result["full_windows"]] * 8
-    assert 0 < result["full_windows"] and 8 * 8 * result["full_windows"] < result["val_tokens"]
+    assert [b["targets"] for b in buckets] == [8 * result["val_full_windows"]] * 8
+    assert 0 < result["val_full_windows"] and 8 * 8 * result["val_full_windows"] < result["val_tokens"]
     assert all(0 < b["loss"] < 10 for b in buckets)
     record = read_metrics(trained)[-1]
     assert record["val_notes"] == notes

@@ -109,7 +109,7 @@ def user_corpus_files(root: str | os.PathLike, val_percent: int = 20) -> dict[st
     A directory with ``train/`` and ``val/`` subdirectories keeps that split; any other is split
     by :func:`split_of` on each file's path relative to ``root``.
     """
-    from notewise.midi.cache import MIDI_SUFFIXES
+    from notewise.midi.smf import MIDI_SUFFIXES
 
     root = Path(root)
     if not root.is_dir():

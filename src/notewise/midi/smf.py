@@ -24,6 +24,9 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+#: File name suffixes of Standard MIDI Files, as corpora name them.
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi", ".smf")
+
 SMPTE_FPS = {24: 24.0, 25: 25.0, 29: 29.97, 30: 30.0}
 #: SMPTE times are absolute; they are mapped to beats at this tempo (beats per minute).
 SMPTE_BPM = 120.0
