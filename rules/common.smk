@@ -22,7 +22,7 @@ FULL_CONFIG = check_config(config)
 DATASETS = list(config["datasets"])
 GENERATOR_HASH = generator_code_hash()
 TIMBRE_HASH = timbre_code_hash()
-NOTES_HASH = notes_code_hash()  # rule music_notes: corpus listing and MIDI reading
+NOTES_HASH = notes_code_hash()  # the code param of music_notes (corpus listing, MIDI reading)
 
 DATASET_DIR = "results/datasets/{dataset}"
 TIMBRES = "results/timbres/timbres.npz"
