@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.data.reader import BatchLoader, DatasetReader, ShardBatchSampler
+from notewise.data.reader import (BatchLoader, DatasetReader, ShardBatchSampler,
+                                  read_target_arrays)
 from notewise.data.shards import targets_path, waveform_path
 
 from shardkit import N_BINS, WINDOW, fake_shard, write_dataset
@@ -150,6 +151,64 @@ def test_a_truncated_waveform_file_is_named(tmp_path, shard):
     with pytest.raises(ValueError, match=rf"shard_0000{shard}\.npy: unreadable waveforms "
                        r"\(.* bytes, its header \(8, \d+\) float32 needs .* \(truncated\)\)"):
         DatasetReader(root).get_batch(range(16))
+
+
+def _flip_bit(path, position, bit=0):
+    data = bytearray(path.read_bytes())
+    data[position] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+def _silent_target_flip(root, shard):
+    """Flip bits inside the targets' deflate streams until one still inflates, to other data."""
+    path = targets_path(root, shard)
+    clean = path.read_bytes()
+    reference = read_target_arrays(path)
+    for position in range(200, len(clean) - 200, 7):
+        _flip_bit(path, position, bit=position % 8)
+        try:
+            changed = read_target_arrays(path)
+        except ValueError:
+            changed = None
+        if changed is not None and any(not np.array_equal(changed[k], reference[k])
+                                       for k in reference):
+            return path
+        path.write_bytes(clean)
+    raise AssertionError("no single-bit flip reads back as changed data")
+
+
+def test_verify_refuses_flipped_bits_the_trusting_reader_returns_as_data(tmp_path, expected):
+    root = tmp_path / "ds"
+    write_dataset(root, SIZES)
+    check_batch(DatasetReader(root, verify=True).get_batch(range(82)), expected, np.arange(82))
+    damaged = _silent_target_flip(root, 1)
+    wave = waveform_path(root, 2)
+    _flip_bit(wave, wave.stat().st_size - 5 * WINDOW, bit=3)
+    read = DatasetReader(root).get_batch(range(82))  # the trusting reader: damage read as data
+    assert not np.array_equal(read["waveform"].reshape(82, -1).numpy(), expected["waveform"])
+    assert not all(np.array_equal(read[k].numpy(), expected[k]) for k in ("target_confidence",
+                                                                           "target_energy"))
+    with pytest.raises(ValueError, match=rf"{damaged.name}: unreadable targets .*CRC-32"):
+        DatasetReader(root, verify=True).get_batch(range(24, 48))
+    with pytest.raises(ValueError, match=rf"{wave.name}: waveform bytes have CRC-32 .* "
+                       r"shard_00002.npz recorded"):
+        DatasetReader(root, verify=True).get_batch(range(48, 72))
+    with pytest.raises(ValueError, match="shard_00001.npz: unreadable targets"):
+        DatasetReader(root, preload=True, verify=True)
+
+
+def test_verify_checks_each_shard_once_per_process(dataset, monkeypatch):
+    from notewise.data import reader as reader_module
+    from notewise.data.shards import waveform_crc32
+
+    calls = []
+    monkeypatch.setattr(reader_module, "waveform_crc32",
+                        lambda a: calls.append(1) or waveform_crc32(a))
+    reader = DatasetReader(dataset, verify=True, cache_shards=1)
+    for _ in range(2):
+        for batch in BatchLoader(reader, ShardBatchSampler(reader, 16, shuffle=True), prefetch=2):
+            pass
+    assert len(calls) == len(SIZES)
 
 
 def test_reader_without_meta_scans_the_directory(tmp_path, expected):

@@ -182,10 +182,10 @@ def npz_bytes(members: Mapping[str, np.ndarray], compresslevel: int = DEFAULT_CO
     return b"".join(parts) + directory_bytes + end_record(len(directory), len(directory_bytes), offset)
 
 
-def member_data(buffer: memoryview, info: zipfile.ZipInfo) -> bytes | memoryview:
+def member_data(buffer: memoryview, info: zipfile.ZipInfo, verify: bool = False) -> bytes | memoryview:
     """A zip member's uncompressed bytes, found through its local header, without
     ``zipfile``'s CRC pass (stored members: zero-copy). For readers that trust the file;
-    validation checks every CRC."""
+    validation checks every CRC, and so does ``verify=True`` (zlib-ng's CRC-32)."""
     fields = LOCAL_HEADER.unpack_from(buffer, info.header_offset)
     signature, name_length, extra_length = fields[0], fields[-2], fields[-1]
     if signature != b"PK\x03\x04":
@@ -193,12 +193,19 @@ def member_data(buffer: memoryview, info: zipfile.ZipInfo) -> bytes | memoryview
     start = info.header_offset + LOCAL_HEADER.size + name_length + extra_length
     raw = buffer[start: start + info.compress_size]
     if info.compress_type == STORED:
-        return raw
+        return _checked(raw, info) if verify else raw
     if info.compress_type != DEFLATED:
         raise ValueError(f"{info.filename} uses zip compression {info.compress_type}")
     data = inflate(raw, info.file_size)
     if len(data) != info.file_size:
         raise ValueError(f"{info.filename} inflates to {len(data)} bytes, not {info.file_size}")
+    return _checked(data, info) if verify else data
+
+
+def _checked(data, info: zipfile.ZipInfo):
+    actual = crc32(data)
+    if actual != info.CRC:
+        raise ValueError(f"{info.filename}: CRC-32 {actual:08x}, the zip recorded {info.CRC:08x}")
     return data
 
 

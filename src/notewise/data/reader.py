@@ -14,7 +14,11 @@ each shard's targets are decompressed once per epoch; ``BatchLoader`` runs ``get
 background thread and hands out ready tensors, while a second thread inflates the next shard's
 targets. Targets are inflated straight from the zip members without zip's CRC pass
 (``read_target_arrays``): checking the bytes is validation's job, done when the data is built and
-by ``notewise check-dataset``; the reader trusts a validated dataset.
+by ``notewise check-dataset``; the reader trusts a validated dataset, unless ``verify=True``:
+then the first time a process opens a shard, every target member's CRC-32 and the waveform
+bytes' CRC-32 (stored in the targets) are checked, and a mismatch raises ``ValueError`` naming
+the file (``bench/bench_verify.py``: the cost against a training epoch, in
+``docs/benchmarks.md``).
 
 The reader works in ``torch.utils.data.DataLoader`` workers: open files and caches are not
 pickled, each process reopens them lazily. Legacy V1 directories read through the same class.
@@ -41,6 +45,7 @@ from notewise.data import legacy
 from notewise.data.meta import read_meta
 from notewise.data.npzfile import member_data, npy_from_buffer
 from notewise.data.shards import (
+    CRC_KEY,
     FORMAT_VERSION,
     LEGACY_FORMAT_VERSION,
     META_NAME,
@@ -51,6 +56,7 @@ from notewise.data.shards import (
     npy_shape,
     read_waveforms,
     targets_path,
+    waveform_crc32,
     waveform_path,
 )
 
@@ -60,10 +66,13 @@ ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
 # --------------------------------------------------------------------------- fast target reads
 
 
-def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) -> dict[str, np.ndarray]:
+def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS,
+                       verify: bool = False) -> dict[str, np.ndarray]:
     """The ``keys`` members of a targets ``.npz``, read-only, for training readers: raw inflate
     (zlib releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
-    validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC)."""
+    validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC), unless
+    ``verify``: then each member's CRC-32 is checked, and the waveforms' CRC member
+    (``CRC_KEY``), where the shard has one, is returned too."""
     raw = memoryview(Path(path).read_bytes())
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
@@ -71,7 +80,9 @@ def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS) ->
         missing = [k for k in keys if f"{k}.npy" not in infos]
         if missing:
             raise ValueError(f"missing members {missing}")
-        return {k: npy_from_buffer(member_data(raw, infos[f"{k}.npy"])) for k in keys}
+        if verify and f"{CRC_KEY}.npy" in infos:
+            keys = (*keys, CRC_KEY)
+        return {k: npy_from_buffer(member_data(raw, infos[f"{k}.npy"], verify)) for k in keys}
     except (zipfile.BadZipFile, zlib.error, struct.error, ValueError) as exc:
         raise ValueError(f"{path}: unreadable targets ({type(exc).__name__}: {exc});"
                          " `notewise check-dataset` tells what is damaged") from exc
@@ -175,7 +186,8 @@ class DatasetReader(torch.utils.data.Dataset):
     ``device`` places the preloaded tensors (so needs ``preload=True``).
     """
 
-    def __init__(self, path: str | Path, preload: bool = False, device=None, cache_shards: int = 8):
+    def __init__(self, path: str | Path, preload: bool = False, device=None, cache_shards: int = 8,
+                 verify: bool = False):
         if device is not None and not preload:
             raise ValueError("device= places preloaded data: use preload=True"
                              " (or BatchLoader(..., device=) to move batches)")
@@ -184,6 +196,7 @@ class DatasetReader(torch.utils.data.Dataset):
         self.preload = preload
         self.device = torch.device(device) if device is not None else None
         self.cache_shards = max(1, int(cache_shards))
+        self.verify = bool(verify)
         self._starts = np.array([s.start for s in self.layout.shards] + [self.layout.num_samples])
         self._reset_handles()
         self.window, self.n_bins, self._target_dtype = self._probe_shapes()
@@ -196,10 +209,11 @@ class DatasetReader(torch.utils.data.Dataset):
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._loading: dict[int, Future] = {}  # shards being decompressed, by any thread
         self._lock = threading.Lock()
+        self._verified: set[int] = set()  # shards whose checksums this process has checked
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_waveform_maps", "_cache", "_loading", "_lock"):
+        for key in ("_waveform_maps", "_cache", "_loading", "_lock", "_verified"):
             state.pop(key)
         return state
 
@@ -249,8 +263,24 @@ class DatasetReader(torch.utils.data.Dataset):
         if self.layout.legacy:
             data = legacy.read_legacy_shard(source.waveforms)
             return {"waveforms": data.waveforms, "confs": data.confs, "energies": data.energies}
-        targets = read_target_arrays(source.targets)
+        verify = self.verify and shard not in self._verified
+        targets = read_target_arrays(source.targets, verify=verify)
+        if verify:
+            self._verify_waveforms(shard, targets.get(CRC_KEY))
         return {"confs": targets["confs"], "energies": targets["energies"]}
+
+    def _verify_waveforms(self, shard: int, stored) -> None:
+        """The shard's waveform bytes against the CRC-32 its targets recorded (``verify``)."""
+        if stored is not None:
+            actual = waveform_crc32(self._waveforms(shard))
+            if actual != int(stored):
+                path = self.layout.shards[shard].waveforms
+                raise ValueError(f"{path}: waveform bytes have CRC-32 {actual:08x}, "
+                                 f"{self.layout.shards[shard].targets.name} recorded "
+                                 f"{int(stored):08x} (damaged after it was written); "
+                                 "`notewise check-dataset` tells what is damaged")
+        with self._lock:
+            self._verified.add(shard)
 
     def _shard_arrays(self, shard: int) -> dict[str, np.ndarray]:
         """The shard's decompressed arrays from the LRU cache, loaded on a miss; a shard that

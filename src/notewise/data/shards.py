@@ -334,6 +334,11 @@ def read_waveforms(path: str | Path, mmap: bool = True) -> np.ndarray:
                          "what is damaged") from exc
 
 
+def waveform_crc32(waveforms: np.ndarray) -> int:
+    """CRC-32 of a waveform array's bytes, as the writer stores it under ``CRC_KEY``."""
+    return crc32(memoryview(np.ascontiguousarray(waveforms).reshape(-1)).cast("B"))
+
+
 def read_targets(path: str | Path) -> dict[str, np.ndarray]:
     """Every member of a targets ``.npz`` (confs/energies float16, note table, CRC), read-only."""
     return npz_members(Path(path).read_bytes(), str(path))

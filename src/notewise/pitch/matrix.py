@@ -62,7 +62,8 @@ def train_matrix_model(settings: dict, train_dirs: list, windows: int, out_dir) 
                                         "windows": windows})
 
     def make_task():
-        sources = [open_dataset(d, settings["train"]["preload"]) for d in train_dirs]
+        sources = [open_dataset(d, settings["train"]["preload"], verify=settings["train"]["verify"])
+                   for d in train_dirs]
         share = [windows // len(sources) + (k < windows % len(sources)) for k in range(len(sources))]
         source = ConcatSource(sources, share)
         log.info("%s: %d windows from %s", Path(out_dir).name, len(source),

@@ -235,11 +235,13 @@ class PitchTrainTask:
 # --------------------------------------------------------------------------- the command
 
 
-def open_dataset(path: str | Path, preload: bool, device: str | None = None) -> BatchSource:
-    """A dataset directory's batch reader (``DatasetReader``)."""
+def open_dataset(path: str | Path, preload: bool, device: str | None = None,
+                 verify: bool = False) -> BatchSource:
+    """A dataset directory's batch reader (``DatasetReader``; ``verify``: check each shard's
+    checksums the first time it is read)."""
     from notewise.data.reader import DatasetReader
 
-    return DatasetReader(Path(path), preload=preload, device=device)
+    return DatasetReader(Path(path), preload=preload, device=device, verify=verify)
 
 
 def settings_fingerprint(settings: dict) -> str:
@@ -272,8 +274,11 @@ def build_task(settings: dict, train_dir: str | Path, val_dir: str | Path | None
                device: str | None = None) -> PitchTrainTask:
     train = settings["train"]
     preload_device = device if train["preload"] and device and device.startswith("cuda") else None
-    return task_for(settings, open_dataset(train_dir, train["preload"], preload_device),
-                    open_dataset(val_dir, train["preload"], preload_device) if val_dir else None)
+
+    def dataset(path):
+        return open_dataset(path, train["preload"], preload_device, train["verify"])
+
+    return task_for(settings, dataset(train_dir), dataset(val_dir) if val_dir else None)
 
 
 def task_for(settings: dict, train_source, val_source) -> PitchTrainTask:
