@@ -112,6 +112,13 @@ def check_config(config: dict) -> dict:
         low, high = ds["freq_range"]
         _require(low > 0 and high < nyquist, f"{key}.freq_range",
                  f"{ds['freq_range']} must lie in (0, {nyquist}) Hz")
+        _require(ds["unlabelled_notes"] or bins["f_min"] <= low and high <= bins["f_max"],
+                 f"{key}.freq_range", f"{ds['freq_range']} reaches beyond the bins "
+                 f"[{bins['f_min']}, {bins['f_max']}] Hz: those notes would sound but be labelled"
+                 " as silence (set unlabelled_notes: true if that is wanted)")
+        _require(ds["onset_range"][1] <= ds["offset_max"], f"{key}.onset_range",
+                 f"onsets up to {ds['onset_range'][1]} exceed offset_max ({ds['offset_max']}):"
+                 " a note cannot end before it starts")
         window = full["audio"]["window"]
         _require(ds["onset_range"][0] > -ds["offset_max"], f"{key}.onset_range",
                  "notes starting before -offset_max can never be visible")
