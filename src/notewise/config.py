@@ -23,6 +23,9 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 #: Dataset keys that say how many samples there are and how they are split, not what they are.
 #: They are left out of the generation spec so that resizing a dataset keeps its shards' bytes.
 SIZE_KEYS = ("num_samples", "shard_size", "shard_size_gb")
+#: Dataset keys that decide no byte of a shard (size, or what the config check allows): kept out
+#: of the generation spec, so that setting them reruns no shard job.
+NOT_GENERATION_KEYS = (*SIZE_KEYS, "unlabelled_notes")
 
 
 class ConfigError(ValueError):
@@ -159,7 +162,8 @@ def shard_plan(config: dict, dataset: str) -> list[tuple[int, int]]:
 def generation_spec(config: dict, dataset: str) -> dict:
     """Everything that determines a dataset's sample bytes, except how many and how split."""
     full = with_defaults(config)
-    settings = {k: v for k, v in full["datasets"][dataset].items() if k not in SIZE_KEYS}
+    settings = {k: v for k, v in full["datasets"][dataset].items()
+                if k not in NOT_GENERATION_KEYS}
     if settings.get("timbres") == "all":
         settings["timbres"] = list(range(full["timbres"]["count"]))
     return {
