@@ -74,7 +74,7 @@ def train_and_score(name: str, vocab_size: int, train, evals: dict, settings: di
     for split, data in evals.items():
         result = evaluate_lm(model, data, train_cfg["max_batch_size"])
         row[split] = {k: result[k] for k in ("val_loss", "val_nats_per_note", "val_notes",
-                                             "tokens_per_note")}
+                                             "val_tokens_per_note")}
     return row
 
 
@@ -133,7 +133,7 @@ def report(rows: list[dict], ours: dict) -> None:
         for s in evals:
             r = row[s]
             common = r["val_nats_per_note"] * r["val_notes"] / ours[s].summary["notes"]
-            cells += [f"{r['val_loss']:.3f}", f"{r['tokens_per_note']:.2f}",
+            cells += [f"{r['val_loss']:.3f}", f"{r['val_tokens_per_note']:.2f}",
                       f"{r['val_nats_per_note']:.3f} ({r['val_notes']})", f"{common:.3f}"]
         print(f"| {row['name']} | {row['vocab']} | {row['cpu_s']:.0f} | " + " | ".join(cells)
               + " |")
