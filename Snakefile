@@ -5,6 +5,7 @@
 #   snakemake -j2 pitch_model         train, evaluate and plot the pitch model
 #   snakemake -j2 midi_lm             Bach corpus -> token caches -> MIDI LM -> a generated sample
 #   snakemake -j2 pitch_matrix        models on random / music-driven / mixed data x eval sets
+#   snakemake -j2 real_eval           held-out pieces, held-out SoundFont: ours vs basic-pitch
 #   snakemake -j 32 train_shards      random-polyphony training set (--configfile configs/full.yaml: 1M)
 #   snakemake --report report.html    the report
 #
@@ -31,6 +32,7 @@ include: "rules/datasets.smk"
 include: "rules/pitch.smk"
 include: "rules/midi.smk"
 include: "rules/music.smk"
+include: "rules/real_eval.smk"
 
 
 rule all:
@@ -40,4 +42,5 @@ rule all:
         rules.pitch_model.input,
         rules.midi_lm.input,
         rules.pitch_matrix.input,  # about 3 CPU-minutes of tiny models (config: music_matrix)
+        rules.real_eval.input if REAL_EVAL_SOUNDFONT else [],  # a held-out SoundFont installed
     default_target: True

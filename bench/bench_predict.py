@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy.io import wavfile
 
-from notewise.pitch.inference import Predictor
+from notewise.pitch.inference import Predictor, default_threshold
 from notewise.pitch.model import PitchModel, PitchModelConfig
 from notewise.pitch.predict import predict_audio, read_audio, write_csv
 
@@ -49,7 +49,8 @@ def load_predictor(checkpoint: str | None) -> tuple[Predictor, str]:
     if checkpoint and Path(checkpoint).exists():
         return Predictor.load(checkpoint, device="cpu"), checkpoint
     torch.manual_seed(0)
-    return Predictor(PitchModel(PitchModelConfig()).eval()), "untrained default model"
+    model = PitchModel(PitchModelConfig()).eval()
+    return Predictor(model, default_threshold()), "untrained default model"
 
 
 def timed(fn, *args):

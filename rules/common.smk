@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise.
 
 import functools
+import shlex
 import os
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ from snakemake.exceptions import WorkflowError
 from notewise import compute as _compute
 from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
                              load_schema, shard_plan)
-from notewise.data.codehash import generator_code_hash, source_hash, timbre_code_hash
-from notewise.data.music import NOTES_FILE, music_settings
+from notewise.data.codehash import (generator_code_hash, notes_code_hash, source_hash,
+                                    timbre_code_hash)
+from notewise.data.music import NOTES_FILE
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.pitch.settings import code_hash, pitch_settings
 
@@ -20,6 +22,7 @@ FULL_CONFIG = check_config(config)
 DATASETS = list(config["datasets"])
 GENERATOR_HASH = generator_code_hash()
 TIMBRE_HASH = timbre_code_hash()
+NOTES_HASH = notes_code_hash()  # the code param of music_notes (corpus listing, MIDI reading)
 
 DATASET_DIR = "results/datasets/{dataset}"
 TIMBRES = "results/timbres/timbres.npz"
@@ -107,6 +110,8 @@ MIDI = config["midi"]
 
 def midi_source_dir(split):
     """Directory holding the MIDI files of ``split`` (waits for the export of the Bach corpus)."""
+    if split == "heldout":
+        return checkpoints.midi_export_heldout.get().output[0]
     if MIDI["corpus"] == "bach":
         return f"{checkpoints.midi_export_corpus.get().output[0]}/{split}"
     return f"{MIDI['corpus']}/{split}" if has_split_dirs(MIDI["corpus"]) else MIDI["corpus"]
@@ -119,7 +124,9 @@ def midi_user_corpus():
 
 
 def midi_names(split):
-    if MIDI["corpus"] == "bach":
+    if split == "heldout" and not MIDI["heldout"]["composers"]:
+        return []
+    if MIDI["corpus"] == "bach" or split == "heldout":
         return sorted(p.name for p in Path(midi_source_dir(split)).glob("*.mid"))
     return midi_user_corpus()[split]
 
@@ -128,17 +135,9 @@ def midi_token_files(split):
     return [f"results/midi/tokens/{split}/{name}.json" for name in midi_names(split)]
 
 
-def midi_train_options():
-    train, model = MIDI["train"], MIDI["model"]
-    options = [
-        f"-m {train['min_sequence_length']}", f"-e {train['max_sequence_length']}",
-        f"-b {train['max_batch_size']}", f"-l {train['lr']}", f"-w {train['weight_decay']}",
-        f"--warmup-steps {train['warmup_steps']}", f"--seed {train['seed']}",
-        f"--amp {train['amp']}", f"--d-model {model['d_model']}", f"--layers {model['layers']}",
-        f"--heads {model['heads']}", f"--context {model['context']}",
-        f"--dropout {model['dropout']}",
-    ]
-    return " ".join(options + ([f"--device {train['device']}"] if train["device"] else []))
+def midi_spec():
+    """The settings midi-train needs, as canonical JSON (a param: a change reruns training)."""
+    return canonical_json({key: MIDI[key] for key in ("train", "model", "read")})
 
 
 # Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).
@@ -155,8 +154,19 @@ wildcard_constraints:
     matrix_model="|".join(MATRIX_MODELS) or "-",
 
 
+#: Dataset kinds whose windows come from a MIDI corpus (a notes.npz built by music_notes).
+MUSIC_KINDS = ("midi_render", "soundfont_render")
+SOUNDFONT_HASH = source_hash(("music", "soundfont"))
+
+
 def is_music(dataset):
-    return config["datasets"][dataset]["kind"] == "midi_render"
+    return config["datasets"][dataset]["kind"] in MUSIC_KINDS
+
+
+def corpus_settings(dataset):
+    """A music dataset's settings with its kind's schema defaults (corpus, split, val_percent)."""
+    ds = config["datasets"][dataset]
+    return fill_defaults(load_schema()["$defs"][ds["kind"]], ds)
 
 
 def music_notes_input(dataset):
@@ -166,11 +176,13 @@ def music_notes_input(dataset):
 
 def music_code_hash(dataset):
     """A hash of the music generator's source for midi_render shards ('' for the others)."""
-    return MUSIC_HASH if is_music(dataset) else ""
+    if not is_music(dataset):
+        return ""
+    return SOUNDFONT_HASH if config["datasets"][dataset]["kind"] == "soundfont_render" else MUSIC_HASH
 
 
 def music_corpus_dir(wildcards):
-    corpus = music_settings(config["datasets"][wildcards.dataset])["corpus"]
+    corpus = corpus_settings(wildcards.dataset)["corpus"]
     return rules.midi_export_corpus.output[0] if corpus == "bach" else corpus
 
 
@@ -219,3 +231,33 @@ PITCH_TRAIN_DIR = pitch_dataset(PITCH["train"]["dataset"])
 PITCH_VAL_DIR = pitch_dataset(PITCH["train"]["val_dataset"]) if PITCH["train"]["val_dataset"] else None
 PITCH_SINGLE_DIR = pitch_dataset(PITCH["evaluate"]["single_note_dataset"])
 PITCH_POLY_DIR = pitch_dataset(PITCH["evaluate"]["polyphonic_dataset"])
+
+
+# Real-instrument evaluation (rules/real_eval.smk): the `real_eval:` section with its defaults.
+
+from notewise.pitch.real_eval import (check_held_out, clip_names, held_out_soundfont,
+                                      real_eval_settings, skip_message)
+
+REAL_EVAL = real_eval_settings(config)
+check_held_out(config)
+REAL_EVAL_SOUNDFONT = held_out_soundfont(REAL_EVAL)
+REAL_EVAL_CLIPS = clip_names(REAL_EVAL)
+REAL_EVAL_CHECKPOINT = REAL_EVAL["checkpoint"] or "results/models/pitch/model.pth"
+#: The evaluation's audio is rerendered when the renderer's or the evaluation's code changes.
+REAL_EVAL_CODE = code_hash("real_eval")
+if REAL_EVAL_SOUNDFONT is None:
+    print(skip_message(), file=sys.stderr)
+
+
+def real_eval_corpus_dir(wildcards):
+    corpus = REAL_EVAL["corpus"]
+    return rules.midi_export_corpus.output[0] if corpus == "bach" else corpus
+
+
+def real_eval_training_notes(wildcards):
+    """notes.npz of every music dataset a model trains on (the render step checks them)."""
+    from notewise.pitch.real_eval import training_datasets
+
+    return [os.path.join(DATASET_DIR.format(dataset=name), NOTES_FILE)
+            for name in training_datasets(config)
+            if config["datasets"].get(name, {}).get("kind") in MUSIC_KINDS]

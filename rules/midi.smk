@@ -6,7 +6,7 @@
 # which is not a declared output (Snakemake deletes outputs before a job runs): an interrupted or extended
 # (more epochs) training job resumes; changed settings or data start it over.
 
-# Helpers (midi_source_dir, midi_token_files, midi_train_options) live in rules/common.smk.
+# Helpers (midi_source_dir, midi_token_files, midi_spec) live in rules/common.smk.
 
 
 checkpoint midi_export_corpus:
@@ -25,6 +25,24 @@ checkpoint midi_export_corpus:
     shell:
         "notewise midi-export-corpus {output} --workers {threads}"
         " --val-percent {params.val_percent} {params.limit} > {log} 2>&1"
+
+
+checkpoint midi_export_heldout:
+    output:
+        directory("results/midi/heldout"),
+    params:
+        composers=" ".join(MIDI["heldout"]["composers"]),
+        per_composer=MIDI["heldout"]["per_composer"],
+    threads: 2
+    log:
+        "results/logs/midi_export_heldout/all.log",
+    benchmark:
+        "results/benchmarks/midi_export_heldout/all.tsv"
+    conda:
+        "../envs/notewise.yaml"
+    shell:
+        "notewise midi-export-heldout {output} --workers {threads} --composers {params.composers}"
+        " --per-composer {params.per_composer} > {log} 2>&1"
 
 
 rule midi_vocab:
@@ -82,9 +100,10 @@ rule midi_train:
     params:
         ckpt=lambda wc, output: os.path.join(os.path.dirname(output.model), "checkpoint"),
         model_dir=lambda wc, output: os.path.dirname(output.model),
-        epochs=MIDI["train"]["epochs"],
-        options=midi_train_options(),
-        launcher=torchrun_launcher(MIDI["train"]["nproc"], 2),
+        spec=midi_spec(),
+        # torch threads per process from the rule's threads (split between torchrun's processes)
+        launcher=lambda wc, threads: torchrun_launcher(MIDI["train"]["nproc"], threads),
+        torch_threads=lambda wc, threads: max(1, threads // MIDI["train"]["nproc"]),
     threads: 2
     resources:
         **training_resources("midi_train", MIDI["train"]["device"], MIDI["train"]["nproc"]),
@@ -95,23 +114,26 @@ rule midi_train:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "{params.launcher} midi-train {params.epochs} {params.ckpt} -t {input.train:q} -v {input.val:q}"
-        " --vocab {input.vocab} {params.options} --workers {threads} --no-progress"
-        " --restart-on-change > {log} 2>&1"
-        " && for f in model.pth metrics.json model_config.json vocab.json data_summary.json"
-        " metrics.png; do cp {params.ckpt}/$f {params.model_dir}/$f; done"
+        # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning on shared cores
+        "OMP_WAIT_POLICY=PASSIVE {params.launcher} midi-train {params.ckpt} --spec {params.spec:q}"
+        " -t {input.train:q} -v {input.val:q} --vocab {input.vocab} --workers {threads}"
+        " --threads {params.torch_threads} --no-progress --restart-on-change"
+        " --export {params.model_dir} > {log} 2>&1"
 
 
 rule midi_evaluate:
     input:
         model=rules.midi_train.output.model,
         val=lambda wc: midi_token_files("val"),
+        heldout=lambda wc: midi_token_files("heldout"),
     output:
         report("results/midi/eval.json", caption="../workflow/report/midi_eval.rst",
                category="MIDI language model"),
     params:
         model_dir=lambda wc, input: os.path.dirname(input.model),
         budget=MIDI["train"]["max_batch_size"],
+        heldout=lambda wc, input: f"--heldout {' '.join(map(shlex.quote, input.heldout))}"
+        if input.heldout else "",
     log:
         "results/logs/midi_evaluate/all.log",
     benchmark:
@@ -119,7 +141,8 @@ rule midi_evaluate:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise midi-evaluate {params.model_dir} -v {input.val:q} -o {output} -b {params.budget}"
+        "notewise midi-evaluate {params.model_dir} -v {input.val:q} {params.heldout} -o {output}"
+        " -b {params.budget}"
         " > {log} 2>&1"
 
 

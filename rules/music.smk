@@ -16,8 +16,9 @@ rule music_notes:
     output:
         "results/datasets/{dataset}/notes.npz",
     params:
-        split=lambda wc: music_settings(config["datasets"][wc.dataset])["split"],
-        val_percent=lambda wc: music_settings(config["datasets"][wc.dataset])["val_percent"],
+        split=lambda wc: corpus_settings(wc.dataset)["split"],
+        val_percent=lambda wc: corpus_settings(wc.dataset)["val_percent"],
+        code=NOTES_HASH,
     threads: 2
     log:
         "results/logs/music_notes/{dataset}.log",

@@ -24,15 +24,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.npz"]
 
 
-def test_a_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
-    """SIGKILL in the middle of a write (no cleanup runs): the final name never appears."""
-    path = tmp_path / "targets" / "shard_00000.npz"
+def killed_mid_write(path) -> int:
+    """Exit status of a process SIGKILLed in the middle of ``atomic_file(path)`` (no cleanup runs)."""
     code = (f"import os, signal\nfrom notewise.atomicio import atomic_file\n"
             f"with atomic_file({str(path)!r}) as fh:\n"
             f"    fh.write(b'x' * 100000); fh.flush()\n"
             f"    os.kill(os.getpid(), signal.SIGKILL)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True)
-    assert result.returncode == -9
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode
+
+
+def test_a_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
+    """SIGKILL in the middle of a write (no cleanup runs): the final name never appears."""
+    path = tmp_path / "targets" / "shard_00000.npz"
+    assert killed_mid_write(path) == -9
     assert not path.exists()
     leftovers = list(path.parent.iterdir())
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".shard_00000.npz.")
@@ -107,11 +111,7 @@ def test_outputs_get_the_mode_a_plain_open_gives_under_the_umask(tmp_path, umask
 
 def test_a_rerun_removes_the_temporaries_a_killed_writer_of_the_same_target_left(tmp_path):
     path = tmp_path / "waveforms" / "shard_00000.npy"
-    code = (f"import os, signal\nfrom notewise.atomicio import atomic_file\n"
-            f"with atomic_file({str(path)!r}) as fh:\n"
-            f"    fh.write(b'x' * 100000); fh.flush()\n"
-            f"    os.kill(os.getpid(), signal.SIGKILL)\n")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    assert killed_mid_write(path) == -9
     (path.parent / ".shard_00000.npy.k3y_ab9z.tmp.npy").write_bytes(b"mkstemp-style leftover")
     others = [path.parent / ".shard_00001.npy.abcd1234.tmp.npy", path.parent / "shard_00000.npy.x"]
     for other in others:

@@ -74,6 +74,8 @@ def test_generation_spec_leaves_out_size_keys_and_expands_timbres():
         ({"velocity_range": [0.9, 0.1]}, "datasets.t.velocity_range"),
         ({"onset_range": [5000, 6000]}, "datasets.t.onset_range"),
         ({"timbres": [3, 100]}, "datasets.t.timbres"),
+        ({"freq_range": [5.0, 15000.0]}, "datasets.t.freq_range"),  # beyond the bins: unlabelled
+        ({"onset_range": [100, 5000], "offset_max": 50}, "datasets.t.onset_range"),
     ],
 )
 def test_bad_values_name_their_key(settings, key):
@@ -102,3 +104,9 @@ def test_schema_rejects_bad_datasets(dataset, fragment):
 def test_schema_file_is_the_one_the_workflow_validates_with():
     assert SCHEMA_PATH == REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
     assert 'validate(config, "workflow/schemas/config.schema.yaml")' in (REPO_ROOT / "Snakefile").read_text()
+
+
+def test_notes_beyond_the_bins_are_allowed_when_asked_for():
+    config = config_with(t={"kind": "random_polyphony", "num_samples": 10, "shard_size": 5,
+                            "freq_range": [5.0, 15000.0], "unlabelled_notes": True})
+    assert check_config(config)["datasets"]["t"]["freq_range"] == [5.0, 15000.0]

@@ -53,7 +53,6 @@ if os.environ.get("NOTEWISE_SPY_DIR") and "RANK" in os.environ:
                     hashlib.sha1(row.tobytes()).hexdigest() for row in rows)
                 yield item
 
-    from notewise.midi.sampler import MidiDatasetSampler
     from notewise.midi.training import LMTask
     from notewise.pitch.train import PitchTrainTask
 
@@ -65,8 +64,8 @@ if os.environ.get("NOTEWISE_SPY_DIR") and "RANK" in os.environ:
         batches = _midi(self, epoch, rank, world_size)
         SEEN.setdefault(str(epoch), set()).update(
             "%d:%d:%d" % span for batch in batches.batches for span in batch)
-        every = MidiDatasetSampler(self.train.lengths, self.max_batch_size).spans()
-        SEEN["all"] = {"%d:%d:%d" % span for span in every}
+        # the epoch's spans before the ranks split them (training spans move with the epoch)
+        SEEN["all:%d" % epoch] = {"%d:%d:%d" % span for span in batches.sampler.spans()}
         return batches
 
     LMTask.train_batches = _midi_spy
@@ -174,9 +173,10 @@ def test_midi_lm_training_under_torchrun(tmp_path, token_files):
     run_launcher(f"midi-train 2 {ckpt} -t {' '.join(token_files[:4])} -v {' '.join(token_files[4:])}"
                  f" {TINY_LM} --device cpu", spy)
     seen = seen_by_rank(spy)
-    every = seen[0].pop("all")  # every span of the training set (the sampler's full list)
-    assert seen[1].pop("all") == every and every
-    assert_disjoint_and_complete(seen, every)
+    for epoch in ("0", "1"):  # every span of the epoch (the sampler's full list), per rank
+        every = seen[0].pop(f"all:{epoch}")
+        assert seen[1].pop(f"all:{epoch}") == every and every
+        assert_disjoint_and_complete([{epoch: s[epoch]} for s in seen], every)
     assert torch.load(ckpt / "state.pth", weights_only=True)["world_size"] == NPROC
     state = assert_plain_state_dict(ckpt / "model.pth")
     config = json.loads((ckpt / "model_config.json").read_text())

@@ -7,13 +7,15 @@ import random
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from midi_helpers import (cc, chorales, many_notes_file, off, on, scale_track, smf, tempo,
+from midi_helpers import (cc, chorales, header, many_notes_file, off, on, scale_track, smf, tempo,
                           time_signature, track, vlq)
 from notewise.midi.cache import load_cache
 from notewise.midi.notes import RawNote
 from notewise.midi.reading import MidiReader, TimedNote, parse_bytes, read_notes
-from notewise.midi.smf import MidiFileError
+from notewise.midi.smf import MidiFileError, inspect_smf
 from notewise.midi.vocab import Vocabulary
 
 pytestmark = pytest.mark.timeout(60)
@@ -194,14 +196,50 @@ def test_valid_file_with_200000_notes_is_read(tmp_path):
     assert raw.notes[-1] == RawNote(199_999 * 60, 200_000 * 60, 36 + 199_999 % 48, 80, 0, False)
 
 
-def test_quadratic_delta_time_is_stopped_by_the_worker_timeout(tmp_path):
-    # mido's VLQ reader is quadratic: 300 kB of continuation bytes would take ~15 s
-    body = b"\xff" * 300_000 + b"\x00" + on(60) + b"\x00" + off(60)
+def test_a_megabyte_delta_time_is_rejected_by_the_container_check():
+    # mido's VLQ reader is quadratic: 1 MB of continuation bytes would take minutes (it was a
+    # 60 s timeout per file); the container check stops at the fifth byte, before mido sees it
+    body = b"\xff" * 1_000_000 + b"\x00" + on(60) + b"\x00" + off(60)
+    with pytest.raises(MidiFileError, match="beyond the 4-byte limit at byte 0 of track 0"):
+        inspect_smf(smf(b"MTrk" + len(body).to_bytes(4, "big") + body))
+    late = vlq(0) + on(60) + b"\x83" + b"\x80" * 10 + b"\x00" + off(60)  # after a valid event
+    with pytest.raises(MidiFileError, match="beyond the 4-byte limit at byte 4 of track 1"):
+        inspect_smf(smf(scale_track(2), b"MTrk" + len(late).to_bytes(4, "big") + late))
+
+
+def test_trailing_bytes_after_the_last_track_are_ignored():
+    for junk in (bytes(9), b"\xde\xad\xbe\xef" * 40, b"JUNK\x00\x01\x00\x00abc", b"\n" * 3):
+        (raw,) = parse_bytes(smf(scale_track(4)) + junk)
+        assert len(raw.notes) == 4
+        assert any("trailing bytes" in w for w in raw.warnings), junk[:8]
+    assert "garbage where a chunk should start" in reason(header() + bytes(20))  # no track at all
+
+
+def test_a_text_meta_over_midos_limit_is_skipped_and_the_notes_kept():
+    text = b"\xff\x01" + vlq(1_200_000) + b"x" * 1_200_000
+    body = vlq(0) + on(60) + vlq(0) + text + vlq(480) + off(60) + vlq(0) + on(62) + vlq(480)
+    body += off(62) + b"\x00\xff\x2f\x00"
+    (raw,) = parse_bytes(smf(b"MTrk" + len(body).to_bytes(4, "big") + body))
+    assert [(n.pitch, n.start, n.end) for n in raw.notes] == [(60, 0, 480), (62, 480, 960)]
+    assert any("skipped a meta 0x01 event of 1200000 bytes" in w for w in raw.warnings)
+
+
+@given(st.lists(st.integers(0, 2**28 - 1), min_size=1, max_size=30))
+def test_container_check_keeps_legal_tracks_byte_for_byte(deltas):
+    notes = track([(d, on(60 + i % 12)) for i, d in enumerate(deltas)])
+    texts = track([(0, b"\xff\x01" + vlq(4) + "é€".encode()[:4])] * 3)  # high bytes in a row
+    data = smf(notes, texts)
+    assert inspect_smf(data)[1] == data
+
+
+def test_slow_parse_is_stopped_by_the_worker_timeout(tmp_path):
+    # a legal but slow file: 4-byte delta times are allowed; the timeout still bounds mido
+    body = (b"\x8f\xff\xff\x7f" + b"\xff\x01\x00") * 400_000 + b"\x00" + on(60) + b"\x00" + off(60)
     path = tmp_path / "slow.mid"
     path.write_bytes(smf(b"MTrk" + len(body).to_bytes(4, "big") + body))
     start = time.monotonic()
-    with MidiReader(timeout=1.5) as reader:
-        with pytest.raises(MidiFileError, match="longer than 1.5 s"):
+    with MidiReader(timeout=0.5) as reader:
+        with pytest.raises(MidiFileError, match="longer than 0.5 s"):
             reader.read(path)
         (ok,) = reader.read_many([tmp_path / "missing.mid"])  # the reader still works after a kill
     assert time.monotonic() - start < 10

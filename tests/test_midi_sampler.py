@@ -28,9 +28,10 @@ def coverage(batches) -> dict[int, list[tuple[int, int]]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(lengths_st, budget_st, st.integers(0, 2**31), st.integers(0, 50))
-def test_budget_and_every_token_exactly_once(lengths, budget, seed, epoch):
-    sampler = MidiDatasetSampler(lengths, budget, seed=seed)
+@given(lengths_st, budget_st, st.integers(0, 2**31), st.integers(0, 50),
+       st.none() | st.integers(1, 600), st.booleans())
+def test_budget_and_every_token_exactly_once(lengths, budget, seed, epoch, window, offsets):
+    sampler = MidiDatasetSampler(lengths, budget, seed=seed, window=window, offsets=offsets)
     sampler.set_epoch(epoch)
     batches = list(sampler)
     for batch in batches:
@@ -41,8 +42,26 @@ def test_budget_and_every_token_exactly_once(lengths, budget, seed, epoch):
         pieces.sort()
         assert pieces[0][0] == 0 and pieces[-1][1] == lengths[index]
         assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))  # contiguous, no overlap
-        if lengths[index] ** 2 <= budget:
+        assert all(b - a <= sampler.max_span for a, b in pieces)
+        if lengths[index] <= sampler.max_span:
             assert len(pieces) == 1  # split only when it cannot fit alone
+        if not offsets:
+            assert all(b - a == sampler.max_span for a, b in pieces[:-1])
+
+
+def test_offsets_vary_span_starts_by_epoch_and_cover_the_window():
+    """With offsets, the first cut of a long sequence moves from epoch to epoch, over the whole
+    window, so window boundaries (and a piece's bar lines) meet every position of the context."""
+    cuts = set()
+    for epoch in range(200):
+        sampler = MidiDatasetSampler([1000, 50], 10**6, seed=3, window=64, offsets=True)
+        sampler.set_epoch(epoch)
+        spans = sorted(sampler.spans())
+        assert (1, 0, 50) in spans  # a sequence that fits one span is never cut
+        cuts.add(spans[0][2])
+    assert len(cuts) > 55 and min(cuts) >= 1 and max(cuts) <= 64
+    fixed = MidiDatasetSampler([1000], 10**6, window=64)
+    assert [stop for _, _, stop in fixed.spans()][:3] == [64, 128, 192]
 
 
 @settings(max_examples=100, deadline=None)

@@ -21,6 +21,7 @@ from notewise.midi.commands import main as cli
 from notewise.midi.model import LMConfig, MidiLM
 from notewise.midi.training import LMTask
 from notewise.training import TrainSettings, deterministic_metrics, fit, read_metrics
+from notewise.training.resume import ResumeRefused
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -93,7 +94,7 @@ def test_kill_and_resume_gives_the_same_metrics(token_dir, tmp_path):
 
 
 def test_changed_settings_refuse_to_resume(trained, token_dir):
-    with pytest.raises(SystemExit, match=r"trained with other settings \(seed\)"):
+    with pytest.raises(ResumeRefused, match=r"trained with other settings \(seed\)"):
         cli(train_command(trained, token_dir, 2) + ["--seed", "5"])
     assert len(read_metrics(trained)) == 1
 
@@ -110,3 +111,69 @@ def test_generate_with_a_prompt(trained, tmp_path_factory, tmp_path, capsys):
     assert len(notes) > 20 and len(notes) <= len(prompt_notes) + 64
     summary = json.loads((ckpt / "data_summary.json").read_text())
     assert summary["train"]["files_read"] == 4 and 2.0 < summary["train"]["tokens_per_note"] < 3.0
+
+
+def parse(argv: list[str]):
+    import argparse
+
+    from notewise.midi.commands import register
+    from notewise.midi.settings import resolve_train_args
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    resolve_train_args(args)
+    return args
+
+
+def test_cli_defaults_are_the_workflow_defaults():
+    """midi-train's flags default to the schema's midi section (one set of defaults)."""
+    from notewise.midi.settings import TRAIN_FLAGS, midi_settings
+
+    args = parse(["midi-train", "ckpt", "-t", "data"])
+    settings = midi_settings()
+    for dest, (section, key) in TRAIN_FLAGS.items():
+        assert getattr(args, dest) == settings[section][key], dest
+    assert args.learning_rate == settings["train"]["lr"] and args.num_epochs == 5
+
+
+def test_spec_sets_options_and_flags_override_it():
+    spec = json.dumps({"train": {"lr": 0.004, "epochs": 3}, "model": {"context": 96},
+                       "read": {"timeout": 7}})
+    args = parse(["midi-train", "ckpt", "-t", "data", "--spec", spec, "--context", "64"])
+    assert (args.learning_rate, args.num_epochs, args.context, args.timeout) == (0.004, 3, 64, 7)
+    assert args.d_model == 128  # not in the spec: the default
+    assert parse(["midi-train", "9", "ckpt", "-t", "data", "--spec", spec]).num_epochs == 9
+    with pytest.raises(ValueError, match="unknown midi key"):
+        parse(["midi-train", "ckpt", "-t", "data", "--spec", '{"trian": {}}'])
+
+
+def test_evaluate_reports_per_note_figures_and_loss_by_position(trained, token_dir, tmp_path):
+    val = sorted(map(str, token_dir.glob("*.json")))[4:]
+    out = tmp_path / "eval.json"
+    cli(["midi-evaluate", str(trained), "-v", *val, "-o", str(out)])
+    result = json.loads(out.read_text())
+    notes = sum(sum(json.loads(Path(f).read_text())["notes"]) for f in val)
+    assert result["val_notes"] == notes > 0 and "same-onset" in result["notes_counted"]
+    total = result["val_loss"] * result["val_tokens"]
+    assert result["val_nats_per_note"] == pytest.approx(total / notes)
+    assert result["val_bits_per_note"] == pytest.approx(total / notes / math.log(2))
+    buckets = result["val_loss_by_position"]
+    assert len(buckets) == 8 and buckets[0]["positions"][0] == 0
+    assert buckets[-1]["positions"][1] == 63  # context 64: targets at input positions 0..63
+    assert [b["targets"] for b in buckets] == [8 * result["val_full_windows"]] * 8
+    assert 0 < result["val_full_windows"] and 8 * 8 * result["val_full_windows"] < result["val_tokens"]
+    assert all(0 < b["loss"] < 10 for b in buckets)
+    record = read_metrics(trained)[-1]
+    assert record["val_notes"] == notes
+    assert record["val_nats_per_note"] == pytest.approx(record["val_loss"] * total
+                                                        / result["val_loss"] / notes, rel=1e-6)
+    assert record["val_bits_per_note"] == pytest.approx(record["val_nats_per_note"] / math.log(2))
+
+
+def test_export_copies_the_final_files(token_dir, tmp_path):
+    from notewise.midi.commands import EXPORT_FILES
+
+    cli(train_command(tmp_path / "ckpt", token_dir, 1) + ["--export", str(tmp_path / "model")])
+    for name in EXPORT_FILES:
+        assert (tmp_path / "model" / name).read_bytes() == (tmp_path / "ckpt" / name).read_bytes()

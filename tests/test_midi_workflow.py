@@ -25,6 +25,7 @@ MIDI_CONFIG = {
               "warmup_steps": 1},
     "model": {"d_model": 16, "layers": 1, "heads": 2, "context": 32},
     "generate": {"tokens": 48},
+    "heldout": {"composers": ["haydn"], "per_composer": 1},
 }
 DOWNSTREAM = {"midi_train", "midi_evaluate", "midi_plot", "midi_generate", "midi_pianoroll",
               "midi_lm"}
@@ -66,14 +67,19 @@ def test_the_dag_runs_on_a_user_directory(built):
     results = workdir / "results"
     caches = sorted(p.relative_to(results / "midi/tokens").as_posix()
                     for p in (results / "midi/tokens").rglob("*.json"))
-    assert caches == ["train/a.mid.json", "train/b.mid.json", "train/broken.mid.json",
-                      "train/deep/c.mid.json", "val/d.mid.json"]
+    assert [c for c in caches if not c.startswith("heldout/")] == [
+        "train/a.mid.json", "train/b.mid.json", "train/broken.mid.json",
+        "train/deep/c.mid.json", "val/d.mid.json"]
+    assert len([c for c in caches if c.startswith("heldout/haydn_")]) == 1
     broken = json.loads((results / "midi/tokens/train/broken.mid.json").read_text())
     assert broken["error"] == "empty file (0 bytes)" and broken["sequences"] == []
     summary = json.loads((results / "models/midi/data_summary.json").read_text())
     assert summary["train"]["files_read"] == 3 and len(summary["train"]["skipped"]) == 1
     evaluation = json.loads((results / "midi/eval.json").read_text())
     assert evaluation["val_files_read"] == 1 and evaluation["val_perplexity"] > 1
+    assert evaluation["heldout_files_read"] == 1 and evaluation["heldout_nats_per_note"] > 0
+    assert evaluation["val_nats_per_note"] == pytest.approx(
+        evaluation["val_loss"] * evaluation["val_tokens"] / evaluation["val_notes"])
     mido.MidiFile(results / "midi/samples/sample.mid")  # parses
     for png in ("midi_training.png", "midi_sample.png"):
         assert (results / "plots" / png).stat().st_size > 5000

@@ -16,6 +16,7 @@ from scipy.io import wavfile
 
 from notewise.pitch import commands
 from notewise.pitch.model import save_model
+from notewise.pitch.inference import default_threshold
 from notewise.pitch.predict import CSV_COLUMNS, frame, read_audio
 
 from pitch_helpers import spectral_peak_model
@@ -72,7 +73,7 @@ def test_predict_finds_the_known_notes_at_the_right_times(tmp_path, checkpoint, 
     assert np.abs(cents(low["f0_hz"], 300.0)).max() < 20
     assert np.abs(cents(high["f0_hz"], 1250.0)).max() < 20
     assert (second.groupby("time")["energy_share"].sum() <= 1.0 + 1e-5).all()
-    assert table["confidence"].between(0.5, 1.0).all()
+    assert table["confidence"].between(default_threshold(), 1.0).all()
 
 
 def test_read_audio_mixes_down_and_resamples(tmp_path):
@@ -90,3 +91,60 @@ def test_frames_are_centred_on_multiples_of_the_hop():
     assert windows.shape == (10_000 // 441 + 1, 4096)
     assert windows[0, 2048].item() == 0.0 and windows[0, 2047].item() == 0.0  # zero padding
     assert windows[3, 2048].item() == 3 * 441  # the centre sample of window k is k * hop
+
+
+def test_one_threshold_default_the_schemas(checkpoint):
+    from notewise.pitch.settings import pitch_settings
+
+    assert default_threshold() == pitch_settings({})["decode"]["threshold"] == 0.3
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["predict", "x.wav"]).threshold is None  # None: the schema's
+
+
+def test_other_formats_are_read_through_libsndfile(tmp_path):
+    import soundfile
+
+    wav, flac = tmp_path / "in.wav", tmp_path / "in.flac"
+    two_part_wav(wav, 22050, np.int16)
+    rate, samples = wavfile.read(wav)
+    soundfile.write(flac, samples, rate)
+    np.testing.assert_allclose(read_audio(flac, 44100), read_audio(wav, 44100), atol=1e-6)
+
+
+def test_non_finite_samples_are_refused_naming_the_file_or_zeroed(tmp_path, checkpoint):
+    wav = tmp_path / "nan.wav"
+    audio = (0.5 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100)).astype(np.float32)
+    audio[22050] = np.nan
+    wavfile.write(wav, 44100, audio)
+    with pytest.raises(ValueError, match=r"nan\.wav: 1 non-finite samples \(the first at 0\.500 s\)"):
+        read_audio(wav, 44100)
+    repaired = read_audio(wav, 44100, nonfinite="zero")
+    assert np.isfinite(repaired).all() and repaired[22050] == 0
+    out = tmp_path / "out.csv"
+    run_cli(["predict", str(wav), "--checkpoint", str(checkpoint), "-o", str(out),
+             "--nonfinite", "zero"])
+    table = pd.read_csv(out)
+    assert (np.abs(cents(table[table["time"].between(0.45, 0.55)]["f0_hz"], 440.0)) < 20).all()
+
+
+@pytest.mark.parametrize("size", [30, 0])
+def test_an_unreadable_file_is_named_and_leaves_no_output(tmp_path, checkpoint, size):
+    wav, out = tmp_path / "bad.wav", tmp_path / "out.csv"
+    full = tmp_path / "full.wav"
+    two_part_wav(full, 22050, np.int16)
+    wav.write_bytes(full.read_bytes()[:size])
+    with pytest.raises(ValueError, match="bad.wav: unreadable audio"):
+        run_cli(["predict", str(wav), "--checkpoint", str(checkpoint), "-o", str(out)])
+    assert not out.exists()
+
+
+def test_a_truncated_file_says_how_much_was_read(tmp_path, caplog):
+    full, cut = tmp_path / "full.wav", tmp_path / "cut.wav"
+    two_part_wav(full, 22050, np.int16)
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level("INFO", logger="notewise.pitch.predict"):
+        audio = read_audio(cut, 22050)
+    assert 0 < len(audio) < 22050
+    assert f"read {len(audio)} frames" in caplog.text and "cut.wav" in caplog.text

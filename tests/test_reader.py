@@ -214,7 +214,8 @@ def test_verify_checks_each_shard_once_per_process(dataset, monkeypatch):
 def test_reader_without_meta_scans_the_directory(tmp_path, expected):
     root = tmp_path / "ds"
     write_dataset(root, SIZES, with_meta=False)
-    reader = DatasetReader(root)
+    with pytest.warns(UserWarning, match="no meta.json"):
+        reader = DatasetReader(root)
     assert len(reader) == 82 and reader.shard_bounds == [(0, 24), (24, 24), (48, 24), (72, 10)]
     check_batch(reader.get_batch([81, 0]), expected, np.array([81, 0]))
     with pytest.raises(FileNotFoundError, match="no shards"):
@@ -248,3 +249,24 @@ def test_fast_target_reads_equal_zipfiles_at_any_deflate_level(tmp_path, level):
     for key in ("confs", "energies"):
         assert fast[key].dtype == np.float16
         assert fast[key].tobytes() == checked[key].tobytes()
+
+
+def test_a_dataset_without_meta_is_read_only_with_a_warning(tmp_path):
+    root = tmp_path / "ds"
+    write_dataset(root, [16], with_meta=False)
+    with pytest.warns(UserWarning, match="no meta.json"):
+        assert len(DatasetReader(root)) == 16
+
+
+def test_shards_of_another_build_beside_meta_are_refused_by_name(tmp_path):
+    from shardkit import make_spec
+    from notewise.data.shards import write_shard
+
+    root = tmp_path / "ds"
+    spec = write_dataset(root, [16, 16])
+    write_shard(waveform_path(root, 1), targets_path(root, 1), fake_shard(8, spec or make_spec()))
+    with pytest.raises(ValueError, match="shard_00001.npy: 8 samples"):
+        DatasetReader(root)
+    waveform_path(root, 1).unlink()
+    with pytest.raises(FileNotFoundError, match="shard_00001.npy: listed in"):
+        DatasetReader(root)

@@ -177,6 +177,40 @@ def test_every_dataset_kind_has_validation_rules():
     from notewise.data.generate import KIND_BUILDERS
     from notewise.data.validate import KIND_RULES, kind_rules
 
-    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render"}
+    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render", "soundfont_render"}
     with pytest.raises(ValueError, match="no validation rules for dataset kind 'chirps'"):
         kind_rules("chirps")
+
+
+def test_check_dataset_refuses_shards_no_meta_describes(dataset):
+    root, _ = dataset
+    (root / "meta.json").unlink()
+    with pytest.raises(DatasetValidationError, match="meta.json is missing"):
+        validate_dataset_dir(root)
+
+
+def test_meta_assembly_removes_shards_beyond_a_smaller_plan(tmp_path):
+    """num_samples lowered: the shards of the larger build go, the new meta.json holds."""
+    from notewise.data.meta import build_meta
+    from notewise.data.shards import list_shard_indices
+
+    root = tmp_path / "ds"
+    spec = write_dataset(root, [40, 40, 40])  # the earlier, larger build
+    reports = [validate_shard(waveform_path(root, 0), targets_path(root, 0), spec)]
+    meta = build_meta(root, spec, summarize_dataset(reports, spec), "test")
+    assert meta["num_samples"] == 40 and list_shard_indices(root) == [0]
+    assert not waveform_path(root, 2).exists() and not targets_path(root, 2).exists()
+
+
+def test_remove_damaged_deletes_exactly_the_damaged_shards(tmp_path):
+    from notewise.cli import main
+
+    root = tmp_path / "ds"
+    write_dataset(root, [40, 40, 40])
+    flip_byte(waveform_path(root, 1))  # damage that keeps the mtime: Snakemake sees nothing
+    targets_path(root, 2).unlink()     # a deleted file
+    kept = waveform_path(root, 0).read_bytes()
+    assert main(["check-dataset", str(root), "--remove-damaged"]) in (0, None)
+    assert not waveform_path(root, 1).exists() and not targets_path(root, 1).exists()
+    assert not waveform_path(root, 2).exists() and not (root / "meta.json").exists()
+    assert waveform_path(root, 0).read_bytes() == kept and targets_path(root, 0).exists()

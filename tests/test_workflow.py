@@ -162,6 +162,9 @@ def test_override_configfile_is_merged(tmp_path):
         (lambda c: c["datasets"]["alpha"].update(freq_range=[3000.0, 100.0]), "datasets.alpha.freq_range"),
         (lambda c: c["datasets"]["beta"].update(num_samples=0), "num_samples"),
         (lambda c: c["bins"].update(n_bins="many"), "n_bins"),
+        (lambda c: c["datasets"].update(gamma={"kind": "soundfont_render", "num_samples": 8,
+                                               "shard_size": 8, "soundfont": "no/such.sf2"}),
+         "no/such.sf2"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, key):

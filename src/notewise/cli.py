@@ -12,7 +12,7 @@ import logging
 import sys
 
 DOMAINS = ("notewise.data.commands", "notewise.pitch.commands", "notewise.midi.commands",
-           "notewise.data.music_commands")
+           "notewise.data.music_commands", "notewise.pitch.real_eval_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,9 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 #: Dataset keys that say how many samples there are and how they are split, not what they are.
 #: They are left out of the generation spec so that resizing a dataset keeps its shards' bytes.
 SIZE_KEYS = ("num_samples", "shard_size", "shard_size_gb")
+#: Dataset keys that decide no byte of a shard (size, or what the config check allows): kept out
+#: of the generation spec, so that setting them reruns no shard job.
+NOT_GENERATION_KEYS = (*SIZE_KEYS, "unlabelled_notes")
 
 
 class ConfigError(ValueError):
@@ -102,11 +105,23 @@ def check_config(config: dict) -> dict:
 
             check_music_settings(ds, key, timbres["count"])
             continue
+        if ds["kind"] == "soundfont_render":
+            from notewise.data.soundfont import check_soundfont_settings
+
+            check_soundfont_settings(ds, key)
+            continue
         for pair in ("freq_range", "velocity_range", "onset_range"):
             _check_pair(ds[pair], f"{key}.{pair}")
         low, high = ds["freq_range"]
         _require(low > 0 and high < nyquist, f"{key}.freq_range",
                  f"{ds['freq_range']} must lie in (0, {nyquist}) Hz")
+        _require(ds["unlabelled_notes"] or bins["f_min"] <= low and high <= bins["f_max"],
+                 f"{key}.freq_range", f"{ds['freq_range']} reaches beyond the bins "
+                 f"[{bins['f_min']}, {bins['f_max']}] Hz: those notes would sound but be labelled"
+                 " as silence (set unlabelled_notes: true if that is wanted)")
+        _require(ds["onset_range"][1] <= ds["offset_max"], f"{key}.onset_range",
+                 f"onsets up to {ds['onset_range'][1]} exceed offset_max ({ds['offset_max']}):"
+                 " a note cannot end before it starts")
         window = full["audio"]["window"]
         _require(ds["onset_range"][0] > -ds["offset_max"], f"{key}.onset_range",
                  "notes starting before -offset_max can never be visible")
@@ -147,7 +162,8 @@ def shard_plan(config: dict, dataset: str) -> list[tuple[int, int]]:
 def generation_spec(config: dict, dataset: str) -> dict:
     """Everything that determines a dataset's sample bytes, except how many and how split."""
     full = with_defaults(config)
-    settings = {k: v for k, v in full["datasets"][dataset].items() if k not in SIZE_KEYS}
+    settings = {k: v for k, v in full["datasets"][dataset].items()
+                if k not in NOT_GENERATION_KEYS}
     if settings.get("timbres") == "all":
         settings["timbres"] = list(range(full["timbres"]["count"]))
     return {

@@ -13,10 +13,15 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent
 
 #: Modules whose code decides the bytes of a shard.
-GENERATOR_MODULES = ("bins", "bin_kernels", "rng", "sampler", "synth", "labels", "generate",
-                     "shards", "npzfile", "f16")
+GENERATOR_MODULES = ("bins", "bin_kernels", "rng", "chords", "sampler", "synth", "labels",
+                     "generate", "shards", "npzfile", "f16")
 #: Modules whose code decides the bytes of the timbre library.
 TIMBRE_MODULES = ("timbres",)
+PACKAGE_DIR = DATA_DIR.parent
+#: Modules (relative to the package) whose code decides a corpus' ``notes.npz``: the corpus
+#: listing, MIDI reading and the note file's writer (``notewise music-notes``).
+NOTES_MODULES = ("data/music", "data/npzfile", "atomicio", "midi/corpus",
+                 "midi/reading", "midi/smf", "midi/notes")
 
 
 def source_hash(modules: tuple[str, ...], directory: Path = DATA_DIR) -> str:
@@ -35,3 +40,7 @@ def generator_code_hash() -> str:
 
 def timbre_code_hash() -> str:
     return source_hash(TIMBRE_MODULES)
+
+
+def notes_code_hash() -> str:
+    return source_hash(NOTES_MODULES, PACKAGE_DIR)

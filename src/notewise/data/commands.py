@@ -75,10 +75,24 @@ def assemble_meta(args: argparse.Namespace) -> None:
 
 def check_dataset(args: argparse.Namespace) -> None:
     """Validate every shard of an existing dataset directory against its meta.json."""
-    from notewise.data.validate import validate_dataset_dir
+    from notewise.data.shards import relative_shard_paths, shard_name
+    from notewise.data.validate import damaged_shards, validate_dataset_dir
 
-    summary = validate_dataset_dir(args.dataset)
-    print(json.dumps(summary, indent=2, sort_keys=True))
+    if not args.remove_damaged:
+        print(json.dumps(validate_dataset_dir(args.dataset), indent=2, sort_keys=True))
+        return
+    root = Path(args.dataset)
+    damaged = damaged_shards(root)
+    for index, reason in sorted(damaged.items()):
+        for relative in relative_shard_paths(index):
+            (root / relative).unlink(missing_ok=True)
+        print(f"removed {shard_name(index)}: {reason}")
+    if damaged:
+        (root / "meta.json").unlink()
+        print(f"{len(damaged)} damaged shards removed with meta.json: "
+              "`snakemake NAME_shards` rebuilds exactly those")
+    else:
+        print(f"{root}: every shard matches meta.json")
 
 
 def convert_legacy(args: argparse.Namespace) -> None:
@@ -131,6 +145,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("check-dataset", help="re-validate an existing dataset directory")
     p.add_argument("dataset")
+    p.add_argument("--remove-damaged", action="store_true",
+                   help="delete each damaged or missing shard (and meta.json), so that "
+                        "`snakemake NAME_shards` rebuilds exactly those")
     p.set_defaults(func=check_dataset)
 
     p = subparsers.add_parser("convert-legacy", help="convert V1 shard_NNNNN.npz files")

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .chords import chord_params, chords_off
 from .labels import label_window
 from .rng import dataset_key
 from .sampler import sample_random_polyphony, sample_single_note
@@ -165,7 +166,7 @@ class KindParams(NamedTuple):
 
 
 _DUMMY_POLYPHONY = (np.ones(1, np.int64), 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0),
-                    np.int64(0), np.zeros(1, np.int64))
+                    np.int64(0), np.zeros(1, np.int64), chords_off())
 _DUMMY_SINGLE = (np.int64(1), 0.0, np.int64(0))
 
 
@@ -186,8 +187,12 @@ def _random_polyphony_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
         raise ValueError(f"settings.onset_range low > high: {onset_lo, onset_hi}")
     if timbre_ids.size == 0 or timbre_ids.min() < 0 or timbre_ids.max() >= n_timbres:
         raise ValueError(f"settings.timbres must be ids in [0, {n_timbres}), got {timbre_ids}")
+    from notewise.config import fill_defaults, load_schema
+
+    chords = fill_defaults(load_schema()["$defs"]["chords"], settings.get("chords", {}))
     params = (polyphony, np.log(f_lo), np.log(f_hi), v_lo, v_hi, np.int64(onset_lo),
-              np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids)
+              np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids,
+              chord_params(chords, (f_lo, f_hi)))
     return KindParams(KIND_RANDOM_POLYPHONY, params, _DUMMY_SINGLE, int(polyphony.max()))
 
 
@@ -248,6 +253,10 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
         from .music import generate_music_samples
 
         return generate_music_samples(spec, samples, timbres, out=out)
+    if spec["settings"]["kind"] == "soundfont_render":  # sampled instruments: data.soundfont
+        from .soundfont import generate_soundfont_samples
+
+        return generate_soundfont_samples(spec, samples, out=out)
     end = int(samples.max()) + 1 if len(samples) else 0
     kind = kind_params(spec, len(timbres), end)
     window, bins = int(spec["audio"]["window"]), spec["bins"]

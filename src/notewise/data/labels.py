@@ -221,3 +221,25 @@ def label_window(count, freqs, velocities, timbre_ids, onsets, offsets, amplitud
         else:
             shares[j] = 0.0
     return n_labelled
+
+
+@njit(cache=True)
+def label_window_powers(count, freqs, onsets, offsets, powers, window, f_min, f_max, sigma,
+                        confidence, energy, classes, weights, shares, bins, labelled):
+    """``label_window`` for notes whose power is known (measured): ``powers[j]`` is note ``j``'s
+    mean square over its visible samples, standing for ``coeff * v**2 * mean(env**2)``, so
+    ``E = powers[j]`` times ``visible_ratio * 0.5`` for classes 1/3. Same outputs."""
+    n_bins = confidence.shape[0]
+    total = 0.0
+    for j in range(count):
+        classes[j] = classify_note(onsets[j], offsets[j], window)
+        ratio = visible_ratio(onsets[j], offsets[j], window)
+        weights[j] = confidence_weight(classes[j], ratio)
+        shares[j] = note_energy(classes[j], ratio, 1.0, 1.0, powers[j])
+        bins[j] = freq_to_bin_scalar(freqs[j], f_min, f_max, n_bins)
+        labelled[j] = in_label_range(freqs[j], f_min, f_max) and shares[j] > 0.0
+        if labelled[j]:
+            total += shares[j]
+    write_targets(confidence, energy, count, bins, weights, shares, labelled, total, sigma)
+    for j in range(count):
+        shares[j] = shares[j] / total if labelled[j] else 0.0

@@ -10,6 +10,7 @@ It holds no timestamps, so the same shards give the same ``meta.json``.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Mapping
 
@@ -25,6 +26,8 @@ from notewise.data.shards import (
 BIN_FORMULA = "centre(i) = f_min * (f_max / f_min) ** (i / (n_bins - 1)), i = 0 .. n_bins-1"
 BIN_INVERSE = "bin(f) = (n_bins - 1) * log(f / f_min) / log(f_max / f_min)  (fractional)"
 #: Keys ``DatasetWriter.finalize`` sets itself; user metadata may not override them.
+log = logging.getLogger(__name__)
+
 WRITER_KEYS = ("format", "num_samples", "num_shards", "shards", "window", "n_bins", "note_table")
 
 
@@ -62,8 +65,8 @@ def shard_entries(shards: list[Mapping]) -> list[dict]:
 
 def _check_reports_match_files(dataset_dir: Path, reports: list[Mapping]) -> None:
     """The validated shards are the ones on disk (same set, same file sizes)."""
-    on_disk = list_shard_indices(dataset_dir)
     reported = sorted(r["index"] for r in reports)
+    on_disk = _remove_shards_beyond_plan(dataset_dir, list_shard_indices(dataset_dir), reported)
     if on_disk != reported:
         raise ValueError(f"{dataset_dir}: shards on disk {on_disk} but validated {reported}")
     for r in reports:
@@ -72,6 +75,19 @@ def _check_reports_match_files(dataset_dir: Path, reports: list[Mapping]) -> Non
             if size != r[f"{kind}_bytes"]:
                 raise ValueError(f"{dataset_dir}: {shard_name(r['index'])} {kind} is {size} bytes,"
                                  f" validated as {r[f'{kind}_bytes']}: validate it again")
+
+
+def _remove_shards_beyond_plan(dataset_dir: Path, on_disk: list[int], planned: list[int]) -> list[int]:
+    """Delete the shards of an earlier, larger build (``num_samples`` lowered): indices past the
+    plan's ``0..n-1``, so that no reader or check finds them beside the new ``meta.json``."""
+    if planned != list(range(len(planned))):
+        return on_disk
+    for index in (i for i in on_disk if i >= len(planned)):
+        for relative in relative_shard_paths(index):
+            (dataset_dir / relative).unlink(missing_ok=True)
+        log.warning("%s: removed %s, beyond the %d shards of this build", dataset_dir,
+                    shard_name(index), len(planned))
+    return [i for i in on_disk if i < len(planned)]
 
 
 def build_meta(dataset_dir: str | Path, spec: Mapping, validation: Mapping, code_hash: str) -> dict:

@@ -230,9 +230,14 @@ class _Context:
     sigma: float
 
 
-def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
-    settings = music_settings(spec["settings"])
+def corpus_windows(spec: dict, corpus: MusicCorpus) -> tuple:
+    """What a music kind's window draw needs of a corpus: ``(key, start, end, cumulative,
+    max_length, note_keys)`` -- the dataset key, note starts and ends in samples (int64, at least
+    one sample long), per piece the number of window starts up to and including it, its longest
+    note and the (dataset, piece) key of its notes' draws."""
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
+    if len(corpus) == 0:
+        raise ValueError(f"dataset {spec['dataset']}: the note corpus holds no piece")
     start = np.round(corpus.start_s * sr).astype(np.int64)
     end = np.maximum(np.round(corpus.end_s * sr).astype(np.int64), start + 1)
     bounds = corpus.piece_start
@@ -240,20 +245,29 @@ def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
     max_length = np.array([(end[a:b] - start[a:b]).max() for a, b in zip(bounds[:-1], bounds[1:])],
                           np.int64)
     key = dataset_key(spec["seed"], spec["dataset"])
+    note_keys = np.array([mix64(key ^ piece_key(str(n))) for n in corpus.names], np.uint64)
+    return (key, start, end, np.cumsum(np.maximum(lengths - window + 1, 1)), max_length,
+            note_keys)
+
+
+def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
+    settings = music_settings(spec["settings"])
+    sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
+    key, start, end, cumulative, max_length, note_keys = corpus_windows(spec, corpus)
     ids = settings["timbres"]
     choices = np.arange(n_timbres) if ids == "all" else np.asarray(ids, np.int64)
-    if len(corpus) == 0:
-        raise ValueError(f"dataset {spec['dataset']}: the note corpus holds no piece")
-    return _Context(corpus, settings, key, start, end,
-                    np.cumsum(np.maximum(lengths - window + 1, 1)), max_length,
-                    np.array([mix64(key ^ piece_key(str(n))) for n in corpus.names], np.uint64),
+    return _Context(corpus, settings, key, start, end, cumulative, max_length, note_keys,
                     {}, choices.astype(np.int64), window, sr, spec["bins"],
                     float(spec["labels"]["sigma_bins"]))
 
 
 def window_position(ctx: _Context, sample: int) -> tuple[int, int]:
     """(piece, window start in samples) of ``sample``: uniform over all possible starts."""
-    drawn = randint(ctx.key, sample, DRAW_POSITION, 0, int(ctx.cumulative[-1]) - 1)
+    return start_of(ctx, randint(ctx.key, sample, DRAW_POSITION, 0, int(ctx.cumulative[-1]) - 1))
+
+
+def start_of(ctx, drawn: int) -> tuple[int, int]:
+    """(piece, window start) of window start number ``drawn`` of all pieces' starts."""
     piece = int(np.searchsorted(ctx.cumulative, drawn, side="right"))
     before = int(ctx.cumulative[piece - 1]) if piece else 0
     return piece, int(drawn - before)

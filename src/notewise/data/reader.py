@@ -30,6 +30,7 @@ import io
 import queue
 import struct
 import threading
+import warnings
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -125,6 +126,20 @@ def _sources(counts: list[tuple[int, int]], paths) -> tuple[ShardSource, ...]:
     return tuple(sources)
 
 
+def _check_shards_against_meta(shards: tuple[ShardSource, ...], meta_path: Path) -> None:
+    """Each shard ``meta.json`` lists exists and holds the samples it records (its ``.npy``
+    header): shards of another build beside an old ``meta.json`` are refused, named."""
+    for shard in shards:
+        if not shard.waveforms.exists() or not shard.targets.exists():
+            missing = shard.waveforms if not shard.waveforms.exists() else shard.targets
+            raise FileNotFoundError(f"{missing}: listed in {meta_path} but missing (deleted, or a"
+                                    " rebuild is running); `notewise check-dataset` tells more")
+        samples = npy_shape(shard.waveforms)[0]
+        if samples != shard.samples:
+            raise ValueError(f"{shard.waveforms}: {samples} samples, {meta_path} records "
+                             f"{shard.samples}: the shard and meta.json are of different builds")
+
+
 def open_layout(path: str | Path) -> DatasetLayout:
     """The shards of a dataset directory: from ``meta.json`` if it has a current-format one,
     otherwise by scanning for current shards, then for V1 ``shard_NNNNN.npz`` files."""
@@ -135,6 +150,7 @@ def open_layout(path: str | Path) -> DatasetLayout:
         counts = [(e["index"], e["samples"]) for e in meta["shards"]]
         by_index = {e["index"]: e for e in meta["shards"]}
         shards = _sources(counts, lambda i: (root / by_index[i]["waveforms"], root / by_index[i]["targets"]))
+        _check_shards_against_meta(shards, meta_path)
         return DatasetLayout(root, FORMAT_VERSION, shards)
     if legacy.is_legacy_dataset(root):
         counts = [(i, legacy.legacy_shard_length(legacy_shard_path(root, i)))
@@ -144,6 +160,9 @@ def open_layout(path: str | Path) -> DatasetLayout:
     indices = list_shard_indices(root)
     if not indices:
         raise FileNotFoundError(f"{root}: no shards (neither waveforms/shard_*.npy nor V1 shard_*.npz)")
+    warnings.warn(f"{root} has no {META_NAME}: reading {len(indices)} shards found by scanning,"
+                  " which no finished build describes (a failed or interrupted build?)",
+                  stacklevel=2)
     counts = [(i, npy_shape(waveform_path(root, i))[0]) for i in indices]
     return DatasetLayout(root, FORMAT_VERSION,
                          _sources(counts, lambda i: (waveform_path(root, i), targets_path(root, i))))

@@ -10,9 +10,11 @@
     draw 1 + 8 j + 4            onset = randint(onset_lo, onset_hi)         (inclusive, unclamped)
     draw 1 + 8 j + 5            offset = randint(max(onset, 0), offset_max) (inclusive)
 
-for notes ``j = 0..polyphony-1`` (draws 6 and 7 of each note are reserved). Notes whose visible
-span ``[max(onset, 0), min(offset, W))`` is empty (zero length, or entirely outside the window)
-are then dropped; the survivors keep their draws, so a note never depends on another's fate.
+for notes ``j = 0..polyphony-1`` (draws 6 and 7 of each note are reserved: chord detune and
+doubling). With the ``chords`` setting (``notewise.data.chords``) a share of the windows takes
+its frequencies from a chord instead of draw ``1 + 8 j``; off (share 0), nothing changes. Notes
+whose visible span ``[max(onset, 0), min(offset, W))`` is empty (zero length, or entirely outside
+the window) are then dropped; the survivors keep their draws, so a note never depends on another's fate.
 
 ``single_note`` (the sanity set): sample ``i`` is bin ``i // samples_per_bin`` at exactly the bin
 centre, one note of the configured timbre and velocity, phase key = draw 0. Its onset and offset
@@ -28,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .bin_kernels import bin_to_freq_scalar
+from .chords import chord_frequencies
 from .rng import randint, random_u64, uniform
 
 DRAWS_PER_NOTE = 8
@@ -52,14 +55,20 @@ def sample_random_polyphony(key, sample, params, window, freqs, velocities, timb
     """Draw the notes of ``sample`` into the output arrays; returns how many are kept.
 
     ``params = (polyphony_choices int64[:], log_f_lo, log_f_hi, v_lo, v_hi, onset_lo, onset_hi,
-    offset_max, timbre_choices int64[:])``.
+    offset_max, timbre_choices int64[:], chord params (chords.chord_params))``.
     """
     (polyphony_choices, log_f_lo, log_f_hi, v_lo, v_hi, onset_lo, onset_hi, offset_max,
-     timbre_choices) = params
+     timbre_choices, chord) = params
     polyphony = polyphony_choices[randint(key, sample, 0, 0, polyphony_choices.shape[0] - 1)]
+    chord_freqs = np.empty(max(polyphony, 1))
+    is_chord = chord_frequencies(key, sample, chord, polyphony, note_draw(0, 0), DRAWS_PER_NOTE,
+                                 chord_freqs)
     kept = 0
     for note in range(polyphony):
-        freq = np.exp(uniform(key, sample, note_draw(note, DRAW_FREQ), log_f_lo, log_f_hi))
+        if is_chord:
+            freq = chord_freqs[note]
+        else:
+            freq = np.exp(uniform(key, sample, note_draw(note, DRAW_FREQ), log_f_lo, log_f_hi))
         timbre = timbre_choices[randint(key, sample, note_draw(note, DRAW_TIMBRE), 0,
                                         timbre_choices.shape[0] - 1)]
         phase_key = random_u64(key, sample, note_draw(note, DRAW_PHASE))

@@ -274,6 +274,15 @@ def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
     _require(problem is None, tpath, "notes", problem)
 
 
+def _soundfont_render_shard(notes, classes, per_window, spec, tpath) -> None:
+    """Polyphony comes from the music; labels are MIDI pitches of configured programs
+    (``soundfont.check_soundfont_notes``)."""
+    from notewise.data.soundfont import check_soundfont_notes
+
+    problem = check_soundfont_notes(notes, spec)
+    _require(problem is None, tpath, "notes", problem)
+
+
 def _check_peaks(confs, energies, notes, per_window, spec, tpath) -> None:
     """Targets agree with the note table: peaks where the notes are, nothing where none are."""
     from notewise.data.bins import BinSpec
@@ -467,6 +476,7 @@ KIND_RULES = {
     "single_note": KindRules(_single_note_shard, _single_note_distributions),
     "random_polyphony": KindRules(_random_polyphony_shard, _random_polyphony_distributions),
     "midi_render": KindRules(_midi_render_shard, _no_distribution_check),
+    "soundfont_render": KindRules(_soundfont_render_shard, _no_distribution_check),
 }
 
 
@@ -508,18 +518,44 @@ def validate_dataset_dir(dataset_dir: str | Path) -> dict:
 
     dataset_dir = Path(dataset_dir)
     meta_path = dataset_dir / META_NAME
+    indices = list_shard_indices(dataset_dir)
+    if indices and not meta_path.exists():
+        raise DatasetValidationError(
+            f"{meta_path} is missing: {len(indices)} shards that no finished build describes "
+            "(a failed or interrupted build?); rebuild with `snakemake NAME_shards`")
     meta = read_meta(meta_path) if meta_path.exists() else {}
     spec = meta.get("generation")
     recorded = {s["index"]: s for s in meta.get("shards", [])}
-    indices = list_shard_indices(dataset_dir)
     if recorded and sorted(recorded) != indices:
         raise DatasetValidationError(f"{meta_path}: lists shards {sorted(recorded)}, found {indices}")
-    reports = []
-    for index in indices:
-        report = validate_shard(waveform_path(dataset_dir, index), targets_path(dataset_dir, index), spec)
-        _compare_with_meta(report, recorded.get(index), meta_path)
-        reports.append(report)
+    reports = [_checked_shard(dataset_dir, index, spec, recorded.get(index), meta_path)
+               for index in indices]
     return summarize_dataset(reports, spec)
+
+
+def _checked_shard(dataset_dir: Path, index: int, spec, entry, meta_path: Path) -> dict:
+    report = validate_shard(waveform_path(dataset_dir, index), targets_path(dataset_dir, index), spec)
+    _compare_with_meta(report, entry, meta_path)
+    return report
+
+
+def damaged_shards(dataset_dir: str | Path) -> dict[int, str]:
+    """Every shard of a built dataset that fails validation or differs from ``meta.json``
+    (missing files included), with the reason: what ``check-dataset --remove-damaged`` deletes
+    so that ``snakemake NAME_shards`` rebuilds exactly those."""
+    from notewise.data.meta import read_meta
+
+    dataset_dir = Path(dataset_dir)
+    meta_path = dataset_dir / META_NAME
+    meta = read_meta(meta_path)
+    damaged = {}
+    for entry in meta["shards"]:
+        index = entry["index"]
+        try:
+            _checked_shard(dataset_dir, index, meta.get("generation"), entry, meta_path)
+        except (ShardValidationError, OSError) as err:
+            damaged[index] = str(err)
+    return damaged
 
 
 def _compare_with_meta(report: Mapping, entry: Mapping | None, meta_path: Path) -> None:

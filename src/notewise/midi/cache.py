@@ -25,13 +25,12 @@ from notewise.atomicio import atomic_write_text
 from .notes import RawMidi
 from .reading import MidiReader
 from .score import quantize
-from .smf import MidiFileError
+from .smf import MIDI_SUFFIXES, MidiFileError
 from .tokenizer import Tokenizer
 from .vocab import Vocabulary
 
 CACHE_FORMAT = "notewise-midi-tokens"
 CACHE_VERSION = 1
-MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi", ".smf")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 =======================  ===================================================================
 ``midi-export-corpus``   music21's Bach scores -> ``OUT/{train,val}/<name>.mid``
+``midi-export-heldout``  a few scores of other composers -> ``OUT/<composer>_<name>.mid``
 ``midi-vocab``           the tokenizer settings + vocabulary as JSON
 ``midi-tokenize``        one MIDI file -> its JSON token cache (or the reason it is unreadable)
 ``midi-train``           train the LM (the seed's CLI), resuming from CKPT_PATH if it holds one
@@ -21,7 +22,6 @@ settings that must match to resume), ``data_summary.json`` and ``metrics.png``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -29,18 +29,20 @@ from pathlib import Path
 
 from notewise.atomicio import atomic_write_text
 
-from .vocab import DEFAULT_MIN_LENGTH
+from .settings import default, resolve_train_args
 
 DEFAULT_MAX_LENGTH = 2**17
-DEFAULT_MAX_BATCH = 8 * 1536**2
 # midi-train options that must match to resume a checkpoint (epochs may grow, device may change)
 RESUME_KEYS = ("min_sequence_length", "max_sequence_length", "max_batch_size", "learning_rate",
                "weight_decay", "d_model", "layers", "heads", "context", "dropout",
                "warmup_steps", "schedule", "amp", "seed", "vocab")
+#: What ``midi-train --export DIR`` copies from the checkpoint (the workflow's outputs).
+EXPORT_FILES = ("model.pth", "metrics.json", "model_config.json", "vocab.json",
+                "data_summary.json", "metrics.png")
 
 
 def register(subparsers) -> None:
-    for add in (_add_export, _add_vocab, _add_tokenize, _add_train, _add_evaluate, _add_plot,
+    for add in (_add_export, _add_export_heldout, _add_vocab, _add_tokenize, _add_train, _add_evaluate, _add_plot,
                 _add_pianoroll, _add_generate):
         add(subparsers)
 
@@ -61,6 +63,16 @@ def _add_export(sub) -> None:
     p.set_defaults(func=cmd_export_corpus)
 
 
+def _add_export_heldout(sub) -> None:
+    p = sub.add_parser("midi-export-heldout",
+                       help="export other composers' scores (a held-out validation set)")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--composers", nargs="+", default=default("heldout", "composers"))
+    p.add_argument("--per-composer", type=int, default=default("heldout", "per_composer"))
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_export_heldout)
+
+
 def _add_vocab(sub) -> None:
     p = sub.add_parser("midi-vocab", help="write the tokenizer settings and vocabulary")
     p.add_argument("out", type=Path)
@@ -78,39 +90,48 @@ def _add_tokenize(sub) -> None:
     p.add_argument("midi", type=Path)
     p.add_argument("out", type=Path)
     _add_tokenizer_options(p)
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed to parse")
-    p.add_argument("--max-bytes", type=int, default=16 * 2**20)
+    p.add_argument("--timeout", type=float, default=default("read", "timeout"),
+                   help="seconds allowed to parse")
+    p.add_argument("--max-bytes", type=int, default=default("read", "max_bytes"))
     p.set_defaults(func=cmd_tokenize)
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("midi-train", help="train the MIDI language model")
-    p.add_argument("num_epochs", type=int)
+    p = sub.add_parser("midi-train", help="train the MIDI language model",
+                       description="Every option left out takes its value from --spec, else "
+                                   "from the midi section of the config schema (the workflow's "
+                                   "defaults: one set for both).")
+    p.add_argument("num_epochs", type=int, nargs="?", help="default: midi.train.epochs")
     p.add_argument("ckpt_path", type=Path)
     p.add_argument("-t", "--train-dataset", nargs="+", required=True, type=Path,
                    help="MIDI/JSON files or directories")
     p.add_argument("-v", "--val-dataset", nargs="+", type=Path)
-    p.add_argument("-m", "--min-sequence-length", type=int, default=DEFAULT_MIN_LENGTH,
-                   help="drop sequences (and chunks) shorter than this many tokens (default "
-                        "%(default)s, about 6 notes; the seed's 2**32 would drop everything)")
-    p.add_argument("-e", "--max-sequence-length", type=int, default=DEFAULT_MAX_LENGTH,
-                   help="cut longer sequences into chunks at bar lines (default 2**17; "
-                        "capped at --context + 1)")
-    p.add_argument("-b", "--max-batch-size", type=int, default=DEFAULT_MAX_BATCH,
-                   help="batch budget: sum(len**2) over a batch (default 8*1536**2)")
-    p.add_argument("-l", "--learning-rate", type=float, default=0.01, help="AdamW peak LR")
-    p.add_argument("-w", "--weight-decay", type=float, default=0.01, help="AdamW weight decay")
-    p.add_argument("--d-model", type=int, default=128, help="model width")
-    p.add_argument("--layers", type=int, default=2, help="Transformer blocks")
-    p.add_argument("--heads", type=int, default=4, help="attention heads")
-    p.add_argument("--context", type=int, default=512, help="tokens the model sees at once")
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int, default=50)
-    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--spec", help="midi settings as JSON ({'train', 'model', 'read'}) or @file")
+    p.add_argument("-m", "--min-sequence-length", type=int,
+                   help="drop sequences shorter than this many tokens (about 6 notes at 16; the "
+                        "design document's 2**32 would drop everything)")
+    p.add_argument("-e", "--max-sequence-length", type=int,
+                   help="keep sequences in chunks of at most this many tokens, cut at bar lines")
+    p.add_argument("-b", "--max-batch-size", type=int,
+                   help="batch budget: sum(len**2) over a batch")
+    p.add_argument("-l", "--learning-rate", type=float, help="AdamW peak LR")
+    p.add_argument("-w", "--weight-decay", type=float, help="AdamW weight decay")
+    p.add_argument("--d-model", type=int, help="model width")
+    p.add_argument("--layers", type=int, help="Transformer blocks")
+    p.add_argument("--heads", type=int, help="attention heads")
+    p.add_argument("--context", type=int, help="tokens the model sees at once")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--schedule", choices=("cosine", "constant"))
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"))
+    p.add_argument("--seed", type=int)
     p.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: auto)")
+    p.add_argument("--timeout", type=float, help="seconds one MIDI file may take to parse")
+    p.add_argument("--max-bytes", type=int, help="larger MIDI files are skipped unread")
     p.add_argument("--workers", type=int, help="MIDI parser processes (default: cores, <= 8)")
+    p.add_argument("--threads", type=int, help="torch threads per process (default: torch's)")
+    p.add_argument("--export", type=Path, metavar="DIR",
+                   help="after training, copy the final model files into DIR (atomically)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--restart-on-change", action="store_true",
                    help="start over when CKPT_PATH was trained with other settings or data")
@@ -122,8 +143,10 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("midi-evaluate", help="validation metrics of a trained checkpoint")
     p.add_argument("ckpt_path", type=Path)
     p.add_argument("-v", "--val-dataset", nargs="+", required=True, type=Path)
+    p.add_argument("--heldout", nargs="+", type=Path, default=[],
+                   help="a second validation set (other composers), scored as heldout_*")
     p.add_argument("-o", "--out", type=Path, required=True)
-    p.add_argument("-b", "--max-batch-size", type=int, default=DEFAULT_MAX_BATCH)
+    p.add_argument("-b", "--max-batch-size", type=int, default=default("train", "max_batch_size"))
     p.add_argument("--device")
     p.set_defaults(func=cmd_evaluate)
 
@@ -175,41 +198,16 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _data_digest(paths: list[Path] | None) -> str:
-    """Identifies the input files (name, size, mtime) for the resume check."""
+def _run_record(args) -> dict:
+    """The settings and data that must match to resume (epochs may grow, device may change)."""
+    from ..training.resume import files_digest
     from .cache import find_inputs
 
-    h = hashlib.sha256()
-    for path in find_inputs(paths or []):
-        st = path.stat()
-        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def _run_record(args) -> dict:
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
               if k in RESUME_KEYS}
-    record["train_data"] = _data_digest(args.train_dataset)
-    record["val_data"] = _data_digest(args.val_dataset)
+    record["train_data"] = files_digest(find_inputs(args.train_dataset))
+    record["val_data"] = files_digest(find_inputs(args.val_dataset or []))
     return record
-
-
-def _check_resume(ckpt: Path, record: dict, restart: bool) -> None:
-    """Refuse (or with ``restart`` clear) a checkpoint made with other settings."""
-    run_file = ckpt / "run.json"
-    if not run_file.exists():
-        return
-    old = json.loads(run_file.read_text())
-    changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
-    if not changed:
-        return
-    if not restart:
-        sys.exit(f"{ckpt} was trained with other settings ({', '.join(changed)}): "
-                 "delete it, use another CKPT_PATH, or pass --restart-on-change")
-    print(f"settings changed ({', '.join(changed)}): starting {ckpt} over", file=sys.stderr)
-    for name in ("model.pth", "optimizer.pth", "state.pth", "metrics.json", "run.json",
-                 "metrics.png"):
-        (ckpt / name).unlink(missing_ok=True)
 
 
 def _load_trained(ckpt: Path, device: str | None):
@@ -235,6 +233,16 @@ def cmd_export_corpus(args) -> None:
 
     summary = export_bach(args.out_dir, limit=args.limit, workers=args.workers,
                           val_percent=args.val_percent)
+    print(json.dumps(summary, indent=1))
+    if summary["exported"] == 0:
+        sys.exit("no score could be exported")
+
+
+def cmd_export_heldout(args) -> None:
+    from .corpus import export_heldout
+
+    summary = export_heldout(args.out_dir, args.composers, args.per_composer,
+                             workers=args.workers)
     print(json.dumps(summary, indent=1))
     if summary["exported"] == 0:
         sys.exit("no score could be exported")
@@ -273,9 +281,12 @@ def cmd_tokenize(args) -> None:
 
 
 def cmd_train(args) -> None:
+    resolve_train_args(args)
+    _set_threads(args.threads)
     import torch
 
     from ..training import TrainSettings, fit
+    from ..training.resume import check_resume, write_record
     from .dataset import MidiDataset
     from .model import LMConfig, MidiLM
     from .plots import plot_history
@@ -285,12 +296,12 @@ def cmd_train(args) -> None:
     ckpt: Path = args.ckpt_path
     record = _run_record(args)
     if _is_main_process():
-        _check_resume(ckpt, record, args.restart_on_change)
-    max_len = min(args.max_sequence_length, args.context + 1)
+        check_resume(ckpt, record, args.restart_on_change, extra_files=("metrics.png",))
 
     def load(paths):
-        return MidiDataset(paths, args.min_sequence_length, max_len, vocab,
-                           workers=args.workers) if paths else None
+        return MidiDataset(paths, args.min_sequence_length, args.max_sequence_length, vocab,
+                           workers=args.workers, timeout=args.timeout,
+                           max_bytes=args.max_bytes) if paths else None
 
     train, val = load(args.train_dataset), load(args.val_dataset)
     if len(train) == 0:
@@ -302,7 +313,7 @@ def cmd_train(args) -> None:
         ckpt.mkdir(parents=True, exist_ok=True)
         vocab.save(ckpt / "vocab.json")
         _write_json(ckpt / "model_config.json", cfg.to_json())
-        _write_json(ckpt / "run.json", record)
+        write_record(ckpt, record)
         summary = _data_summary(train, val)
         _write_json(ckpt / "data_summary.json", summary)
         print(json.dumps(_brief(summary), indent=1))
@@ -310,10 +321,32 @@ def cmd_train(args) -> None:
                              weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
                              schedule=args.schedule, amp=args.amp, seed=args.seed,
                              progress=not args.no_progress, device=args.device)
-    history = fit(model, LMTask(train, val, args.max_batch_size, args.seed), ckpt, settings,
+    task = LMTask(train, val, args.max_batch_size, args.seed, window=args.context + 1)
+    history = fit(model, task, ckpt, settings,
                   on_epoch_end=lambda h: plot_history(h, ckpt / "metrics.png"))
     if _is_main_process() and history:
         print(json.dumps(history[-1], indent=1))
+        if args.export:
+            _export(ckpt, args.export)
+
+
+def _set_threads(threads: int | None) -> None:
+    """Torch threads of this process, and OpenMP's passive wait policy (idle threads sleep
+    instead of spinning, which costs 2-4x the CPU time when jobs share the cores). The policy
+    only takes effect if set before torch loads OpenMP (the workflow also sets it in the env)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _export(ckpt: Path, out_dir: Path) -> None:
+    from notewise.atomicio import atomic_copy
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in EXPORT_FILES:
+        atomic_copy(ckpt / name, out_dir / name)
 
 
 def _data_summary(train, val) -> dict:
@@ -328,33 +361,24 @@ def _brief(summary: dict) -> dict:
 
 
 def cmd_evaluate(args) -> None:
-    import math
-
-    import torch
-
     from .dataset import MidiDataset
-    from .model import lm_loss
-    from .training import LMTask
+    from .evaluate import evaluate_lm
 
     model, vocab = _load_trained(args.ckpt_path, args.device)
-    val = MidiDataset(args.val_dataset, 2, model.cfg.context + 1, vocab)
-    task = LMTask(val, val, args.max_batch_size)
-    device = next(model.parameters()).device
-    loss_sum, count = 0.0, 0
-    with torch.no_grad():
-        for batch in task.val_batches(0, 0, 1) or []:
-            loss, n = lm_loss(model, batch.to(device))
-            loss_sum, count = loss_sum + float(loss) * n, count + n
-    loss = loss_sum / max(count, 1)
-    result = {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50.0)),
-              "val_tokens": count, "tokens_per_note": val.tokens_per_note,
-              "val_files": val.summary["files"], "val_files_read": val.summary["files_read"],
-              "val_notes": val.summary["notes"], "skipped": val.summary["skipped"]}
+    result = {}
+    for prefix, paths in (("val", args.val_dataset), ("heldout", args.heldout)):
+        if not paths:
+            continue
+        data = MidiDataset(paths, 2, DEFAULT_MAX_LENGTH, vocab)
+        result.update(evaluate_lm(model, data, args.max_batch_size, prefix=prefix))
+        result.update({f"{prefix}_files": data.summary["files"],
+                       f"{prefix}_files_read": data.summary["files_read"],
+                       f"{prefix}_skipped": data.summary["skipped"]})
     metrics_file = args.ckpt_path / "metrics.json"
     if metrics_file.exists():
         result["epochs"] = len(json.loads(metrics_file.read_text()))
     _write_json(args.out, result)
-    print(json.dumps({k: v for k, v in result.items() if k != "skipped"}, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if not k.endswith("skipped")}, indent=1))
 
 
 def cmd_plot(args) -> None:

@@ -3,6 +3,10 @@
 music21 ships about 410 Bach scores (chorales, mostly four-part) as MusicXML/Humdrum inside the
 package. :func:`export_bach` writes each as ``<out>/<split>/<name>.mid``; the split is a stable
 hash of the name (:func:`split_of`), so it does not depend on file order, count or machine.
+:func:`export_heldout` writes a few scores of other composers in music21's corpus (by default
+Monteverdi madrigals, Mozart and Haydn quartet movements) as ``<out>/<composer>_<name>.mid``: a
+validation set in other styles, scored beside the Bach one so that over-fitting to one style
+shows.
 Importing this module does not import music21 (the Snakefile uses :func:`split_of`).
 """
 
@@ -29,11 +33,15 @@ def split_of(name: str, val_percent: int = 20) -> str:
 
 
 def bach_sources() -> dict[str, Path]:
-    """name -> score file in music21's corpus (analyses and duplicates left out)."""
+    return composer_sources("bach")
+
+
+def composer_sources(composer: str) -> dict[str, Path]:
+    """name -> score file of ``composer`` in music21's corpus (analyses, duplicates left out)."""
     from music21 import corpus
 
     sources: dict[str, Path] = {}
-    for path in sorted(corpus.getComposer("bach"),
+    for path in sorted(corpus.getComposer(composer),
                        key=lambda p: (p.stem, SCORE_SUFFIXES.index(p.suffix)
                                       if p.suffix in SCORE_SUFFIXES else 99)):
         if path.suffix in SCORE_SUFFIXES and path.stem not in sources:
@@ -63,6 +71,28 @@ def export_bach(out_dir: str | os.PathLike, *, limit: int | None = None, workers
     sources = list(bach_sources().items())[:limit]
     jobs = [(str(src), str(out_dir / split_of(name, val_percent) / f"{name}.mid"))
             for name, src in sources]
+    summary = _export_all(jobs, workers)
+    counts = {split: len(list((out_dir / split).glob("*.mid"))) for split in SPLITS}
+    return {**summary, **counts}
+
+
+def export_heldout(out_dir: str | os.PathLike, composers: list[str], per_composer: int, *,
+                   workers: int = 1) -> dict:
+    """The first ``per_composer`` scores (by name) of each composer -> ``out_dir/*.mid``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for composer in composers:
+        sources = list(composer_sources(composer).items())[:per_composer]
+        if not sources:
+            raise ValueError(f"midi.heldout.composers: music21 has no scores of {composer!r}")
+        jobs += [(str(src), str(out_dir / f"{composer}_{name}.mid")) for name, src in sources]
+    summary = _export_all(jobs, workers)
+    return {**summary, "heldout": len(list(out_dir.glob("*.mid")))}
+
+
+def _export_all(jobs: list[tuple[str, str]], workers: int) -> dict:
+    """Run the (source, target) exports; {"sources", "exported", "failed": {source: error}}."""
     with ProcessPoolExecutor(max(1, workers)) as pool:
         errors = list(pool.map(_export_one, jobs, chunksize=4))
     failed = {}
@@ -70,8 +100,7 @@ def export_bach(out_dir: str | os.PathLike, *, limit: int | None = None, workers
         if error:
             log.warning("could not export %s: %s", src, error)
             failed[src] = error
-    counts = {split: len(list((out_dir / split).glob("*.mid"))) for split in SPLITS}
-    return {"sources": len(jobs), "exported": len(jobs) - len(failed), "failed": failed, **counts}
+    return {"sources": len(jobs), "exported": len(jobs) - len(failed), "failed": failed}
 
 
 def user_corpus_files(root: str | os.PathLike, val_percent: int = 20) -> dict[str, list[str]]:
@@ -80,7 +109,7 @@ def user_corpus_files(root: str | os.PathLike, val_percent: int = 20) -> dict[st
     A directory with ``train/`` and ``val/`` subdirectories keeps that split; any other is split
     by :func:`split_of` on each file's path relative to ``root``.
     """
-    from notewise.midi.cache import MIDI_SUFFIXES
+    from notewise.midi.smf import MIDI_SUFFIXES
 
     root = Path(root)
     if not root.is_dir():

@@ -49,7 +49,37 @@ def split_at_bars(ids: np.ndarray, max_len: int, bar_id: int) -> list[np.ndarray
     return chunks
 
 
-class MidiDataset(Dataset):
+class TokenSequences(Dataset):
+    """Token id sequences and the notes they encode: what training and evaluation read.
+
+    ``summary`` holds at least ``sequences``, ``tokens`` and ``notes``; :class:`MidiDataset`
+    builds one from MIDI files or caches, a benchmark from another tokenizer's output.
+    """
+
+    def __init__(self, sequences: list[np.ndarray], notes: int, **summary):
+        self.sequences = sequences
+        self._finish({**summary, "notes": notes})
+
+    def _finish(self, summary: dict) -> None:
+        self.lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)
+        self.summary = {**summary, "sequences": len(self.sequences),
+                        "tokens": int(self.lengths.sum())}
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, tuple):
+            index, start, stop = key
+            return torch.from_numpy(self.sequences[index][start:stop])
+        return torch.from_numpy(self.sequences[key])
+
+    @property
+    def tokens_per_note(self) -> float:
+        return self.summary["tokens"] / max(1, self.summary["notes"])
+
+
+class MidiDataset(TokenSequences):
     def __init__(self, path, min_sequence_length: int = DEFAULT_MIN_LENGTH,
                  max_sequence_length: int = 2**17, vocab: Vocabulary | None = None, *,
                  workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -71,9 +101,7 @@ class MidiDataset(Dataset):
         with reader:
             for file, result in self._read_all(files, reader):
                 self._add_file(file, result)
-        self.lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)
-        self.summary["sequences"] = len(self.sequences)
-        self.summary["tokens"] = int(self.lengths.sum())
+        self._finish(self.summary)
 
     def _read_all(self, files: list[Path], reader: MidiReader):
         """(file, TokenizedFile or MidiFileError) in file order; MIDI parsed in parallel."""
@@ -114,16 +142,3 @@ class MidiDataset(Dataset):
                 self.summary["dropped_short"] += 1
             else:
                 self.sequences.append(chunk)
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def __getitem__(self, key) -> torch.Tensor:
-        if isinstance(key, tuple):
-            index, start, stop = key
-            return torch.from_numpy(self.sequences[index][start:stop])
-        return torch.from_numpy(self.sequences[key])
-
-    @property
-    def tokens_per_note(self) -> float:
-        return self.summary["tokens"] / max(1, self.summary["notes"])

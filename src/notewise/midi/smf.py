@@ -6,18 +6,38 @@ runs past the end of the file raises deep inside the parser. :func:`inspect_smf`
 structure (linear time, no allocation beyond the input), rejects what cannot be read with a
 one-line reason, and returns a *sanitised* copy of the bytes whose header states exactly what
 follows (only complete ``MTrk`` chunks, their true count, a positive division), plus the timing
-facts mido would get wrong. The event streams inside the tracks are left to mido, whose time is
-bounded by the reader's worker timeout (see :mod:`notewise.midi.reading`).
+facts mido would get wrong. Bytes after the last complete track that do not form a chunk
+(padding, junk: common in files from the wild) are ignored with a warning.
+
+Inside each track, :func:`check_events` walks the event stream (linear time; skipped for tracks
+that cannot hold what it looks for) and rejects a variable-length quantity longer than the
+standard's 4 bytes (mido's reader is quadratic in its length: a 1 MB delta time would take
+minutes), and replaces a meta or sysex event longer than mido's limit (1,000,000 bytes, which
+mido refuses the whole file for) by an empty text event at the same time, keeping the notes.
+Anything else in the event streams is left to mido, whose time is bounded by the reader's worker
+timeout (see :mod:`notewise.midi.reading`).
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
+
+#: File name suffixes of Standard MIDI Files, as corpora name them.
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi", ".smf")
 
 SMPTE_FPS = {24: 24.0, 25: 25.0, 29: 29.97, 30: 30.0}
 #: SMPTE times are absolute; they are mapped to beats at this tempo (beats per minute).
 SMPTE_BPM = 120.0
+#: mido 1.3.3 refuses a file holding a meta or sysex event longer than this (MAX_MESSAGE_LENGTH).
+MIDO_MAX_MESSAGE = 1_000_000
+#: A variable-length quantity over 4 bytes needs 4 bytes >= 0x80 in a row.
+_FOUR_HIGH_BYTES = re.compile(rb"[\x80-\xff]{4}")
+#: Data bytes after a channel status (high nibble) or a system common status.
+_DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2,
+               0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
+_EMPTY_TEXT = b"\xff\x01\x00"
 
 
 class MidiFileError(Exception):
@@ -86,6 +106,7 @@ def inspect_smf(data: bytes) -> tuple[SmfInfo, bytes]:
     tracks, warnings = _track_chunks(data, 8 + header_len)
     if not tracks:
         raise MidiFileError("no tracks")
+    tracks = [check_events(t, i, warnings) for i, t in enumerate(tracks)]
     if declared != len(tracks):
         warnings.append(f"header declares {declared} tracks, file holds {len(tracks)}")
     if fmt == 0 and len(tracks) > 1:
@@ -108,6 +129,8 @@ def _track_chunks(data: bytes, pos: int) -> tuple[list[bytes], list[str]]:
     while pos + 8 <= len(data):
         cid, size = data[pos:pos + 4], struct.unpack(">I", data[pos + 4:pos + 8])[0]
         end = pos + 8 + size
+        if tracks and (not cid.isalnum() or (end > len(data) and cid != b"MTrk")):
+            break  # junk after the last track (a cut MTrk is a truncated file): ignored below
         if end > len(data):
             raise MidiFileError(
                 f"chunk {len(tracks)} ({cid!r}) declares {size} bytes but only "
@@ -122,3 +145,71 @@ def _track_chunks(data: bytes, pos: int) -> tuple[list[bytes], list[str]]:
     if pos != len(data):
         warnings.append(f"ignored {len(data) - pos} trailing bytes")
     return tracks, warnings
+
+
+def _vlq(data: bytes, pos: int, track: int) -> tuple[int, int]:
+    """(value, next position) of the variable-length quantity at ``pos``; at most 4 bytes."""
+    value = 0
+    for i in range(pos, min(pos + 4, len(data))):
+        value = (value << 7) | (data[i] & 0x7F)
+        if data[i] < 0x80:
+            return value, i + 1
+    if pos + 4 <= len(data):
+        raise MidiFileError(f"variable-length quantity beyond the 4-byte limit at byte {pos - 8} "
+                            f"of track {track}")
+    raise _Unwalkable
+
+
+class _Unwalkable(Exception):
+    """The event stream is not what the walker understands: mido gets it unchanged."""
+
+
+def check_events(chunk: bytes, track: int, warnings: list[str]) -> bytes:
+    """``chunk`` (an MTrk chunk, header included) checked and, if needed, rewritten (see the
+    module docstring); raises :class:`MidiFileError` on a variable-length quantity over 4 bytes."""
+    if len(chunk) <= MIDO_MAX_MESSAGE and not _FOUR_HIGH_BYTES.search(chunk, 8):
+        return chunk  # neither an over-long quantity nor an over-long event can be in it
+    try:
+        kept, dropped = _walk(chunk, track)
+    except _Unwalkable:
+        return chunk
+    if not dropped:
+        return chunk
+    warnings += [f"skipped a {kind} event of {size} bytes in track {track} (over mido's "
+                 f"{MIDO_MAX_MESSAGE}-byte limit)" for kind, size in dropped]
+    body = b"".join(kept)
+    return b"MTrk" + struct.pack(">I", len(body)) + body
+
+
+def _walk(chunk: bytes, track: int) -> tuple[list[bytes], list[tuple[str, int]]]:
+    """The track body as byte pieces with over-long events replaced, and what was replaced."""
+    pos, status, start = 8, None, 8
+    kept, dropped = [], []
+    while pos < len(chunk):
+        _, pos = _vlq(chunk, pos, track)
+        if pos >= len(chunk):
+            raise _Unwalkable
+        byte = chunk[pos]
+        if byte in (0xFF, 0xF0, 0xF7):
+            event = pos
+            length, pos = _vlq(chunk, pos + (2 if byte == 0xFF else 1), track)
+            if pos + length > len(chunk):
+                raise _Unwalkable
+            if length > MIDO_MAX_MESSAGE:
+                kind = f"meta 0x{chunk[event + 1]:02x}" if byte == 0xFF else "sysex"
+                kept += [chunk[start:event], _EMPTY_TEXT]
+                dropped.append((kind, length))
+                start = pos + length
+            pos += length
+            status = None if byte == 0xFF else status
+            continue
+        if byte >= 0x80:
+            status, pos = byte, pos + 1
+        if status is None:
+            raise _Unwalkable
+        data_bytes = _DATA_BYTES.get(status >> 4 if status < 0xF0 else status)
+        if data_bytes is None:
+            raise _Unwalkable
+        pos += data_bytes
+    kept.append(chunk[start:])
+    return kept, dropped

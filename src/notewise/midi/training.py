@@ -24,7 +24,7 @@ class Batches:
     """One epoch's batches for one rank (sized, re-iterable)."""
 
     def __init__(self, dataset: MidiDataset, sampler: MidiDatasetSampler):
-        self.dataset, self.batches = dataset, list(sampler)
+        self.dataset, self.sampler, self.batches = dataset, sampler, list(sampler)
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -35,18 +35,25 @@ class Batches:
 
 @dataclass
 class LMTask:
-    """Train on ``train``, validate on ``val`` (optional), batches under ``max_batch_size``."""
+    """Train on ``train``, validate on ``val`` (optional), batches under ``max_batch_size``.
+
+    Sequences are cut into windows of ``window`` tokens (the model's context + 1); training
+    windows start at a random offset per sequence and epoch (see :mod:`.sampler`), validation
+    windows at fixed multiples of ``window``.
+    """
 
     train: MidiDataset
     val: MidiDataset | None
     max_batch_size: int
     seed: int = 0
+    window: int | None = None
     weight_unit: str = "tokens"
 
     def _batches(self, dataset: MidiDataset, epoch: int, rank: int, world_size: int,
                  shuffle: bool) -> Batches:
         sampler = MidiDatasetSampler(dataset.lengths, self.max_batch_size, seed=self.seed,
-                                     rank=rank, world_size=world_size, shuffle=shuffle)
+                                     rank=rank, world_size=world_size, shuffle=shuffle,
+                                     window=self.window, offsets=shuffle)
         sampler.set_epoch(epoch)
         return Batches(dataset, sampler)
 
@@ -63,4 +70,9 @@ class LMTask:
         return StepResult(loss, weight=count)
 
     def epoch_metrics(self, split: str, totals: dict) -> dict:
-        return {"perplexity": math.exp(min(totals["loss"], 50.0))}
+        """Perplexity, and nats / bits per note: the split's summed loss over its note count
+        (notes of the quantised scores, see :mod:`.evaluate`)."""
+        notes = getattr(self, split).summary["notes"]
+        per_note = totals["loss"] * totals["weight"] / max(notes, 1)
+        return {"perplexity": math.exp(min(totals["loss"], 50.0)), "nats_per_note": per_note,
+                "bits_per_note": per_note / math.log(2), "notes": notes}

@@ -74,7 +74,8 @@ def predict(args: argparse.Namespace) -> None:
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     out = args.output if args.output and args.output != "-" else sys.stdout
     table = predict_file(args.audio, args.checkpoint, out, hop=args.hop,
-                         threshold=args.threshold, batch_size=args.batch_size, device=args.device)
+                         threshold=args.threshold, batch_size=args.batch_size, device=args.device,
+                         nonfinite=args.nonfinite)
     log.info("%d notes; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
              time.process_time() - cpu_start)
 
@@ -107,11 +108,15 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", default="results/plots/pitch")
     p.set_defaults(func=plot_pitch)
 
-    p = subparsers.add_parser("predict", help="notes of a WAV file as CSV (time,f0_hz,...)")
-    p.add_argument("audio", help="WAV file (any sample rate and channel count)")
+    p = subparsers.add_parser("predict", help="notes of an audio file as CSV (time,f0_hz,...)")
+    p.add_argument("audio", help="audio file: any format libsndfile reads (WAV, FLAC, OGG, MP3),"
+                                 " any sample rate and channel count")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--hop", type=int, default=441, help="samples at 44.1 kHz between windows")
-    p.add_argument("--threshold", type=float, default=0.5, help="confidence threshold")
+    p.add_argument("--threshold", type=float,
+                   help="confidence threshold (default: pitch_model.decode.threshold, 0.3)")
+    p.add_argument("--nonfinite", choices=("error", "zero"), default="error",
+                   help="NaN/inf samples: refuse the file (default) or set them to zero")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("-o", "--output", help="CSV file (default: standard output)")

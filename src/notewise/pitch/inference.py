@@ -19,20 +19,30 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def default_threshold() -> float:
+    """The decoding threshold of the schema (``pitch_model.decode.threshold``): one value for
+    ``predict``, the evaluation and the docs."""
+    from .settings import pitch_settings
+
+    return pitch_settings({})["decode"]["threshold"]
+
+
 @dataclass
 class Predictor:
     """A model in eval mode plus the decoding settings."""
 
     model: PitchModel
-    threshold: float = 0.5
+    threshold: float
     radius: int = 4
     batch_size: int = 256
     device: torch.device = torch.device("cpu")
 
     @classmethod
-    def load(cls, checkpoint: str | Path, threshold: float = 0.5, radius: int = 4,
+    def load(cls, checkpoint: str | Path, threshold: float | None = None, radius: int = 4,
              batch_size: int = 256, device: str | None = None) -> "Predictor":
+        """``threshold`` defaults to the schema's (``default_threshold``)."""
         dev = pick_device(device)
+        threshold = default_threshold() if threshold is None else threshold
         return cls(load_model(checkpoint).to(dev), threshold, radius, batch_size, dev)
 
     def bin_to_freq(self, index):

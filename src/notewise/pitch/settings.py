@@ -49,6 +49,7 @@ CODE = {
     "plots": ("pitch/plots.py",),
 }
 CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
+CODE["real_eval"] = ("pitch/real_eval.py", "data/soundfont.py")
 
 
 def code_hash(stage: str) -> str:

@@ -1,0 +1,71 @@
+"""The ``midi`` settings of ``midi-train``: one set of defaults for the CLI and the workflow.
+
+The defaults live in ``workflow/schemas/config.schema.yaml`` (section ``midi``), as for every
+other section; ``midi-train``'s flags default to them, and the workflow passes its ``midi``
+section as one JSON object (``--spec``). A flag given on the command line overrides the spec.
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from notewise.config import ConfigError, fill_defaults, load_schema
+
+#: midi-train flag (argparse dest) -> (section, key) of the ``midi`` settings.
+TRAIN_FLAGS = {
+    "num_epochs": ("train", "epochs"),
+    "min_sequence_length": ("train", "min_sequence_length"),
+    "max_sequence_length": ("train", "max_sequence_length"),
+    "max_batch_size": ("train", "max_batch_size"),
+    "learning_rate": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "warmup_steps": ("train", "warmup_steps"),
+    "schedule": ("train", "schedule"),
+    "amp": ("train", "amp"),
+    "seed": ("train", "seed"),
+    "device": ("train", "device"),
+    "d_model": ("model", "d_model"),
+    "layers": ("model", "layers"),
+    "heads": ("model", "heads"),
+    "context": ("model", "context"),
+    "dropout": ("model", "dropout"),
+    "timeout": ("read", "timeout"),
+    "max_bytes": ("read", "max_bytes"),
+}
+
+
+def midi_settings(section: dict | None = None) -> dict:
+    """``section`` (a partial ``midi:`` config) with every schema default filled in."""
+    return fill_defaults(load_schema()["properties"]["midi"], section or {})
+
+
+def default(section: str, key: str):
+    """The schema default of ``midi.<section>.<key>``."""
+    return midi_settings()[section][key]
+
+
+def parse_spec(text: str | None) -> dict:
+    """A ``--spec`` value (JSON text, or ``@file``) -> the full ``midi`` settings."""
+    if not text:
+        return midi_settings()
+    raw = Path(text[1:]).read_text() if text.startswith("@") else text
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--spec is not valid JSON: {err}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"--spec must be a JSON object, not {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(load_schema()["properties"]["midi"]["properties"]))
+    if unknown:
+        raise ConfigError(f"--spec: unknown midi key(s) {', '.join(unknown)}")
+    return midi_settings(spec)
+
+
+def resolve_train_args(args) -> None:
+    """Fill every ``midi-train`` flag left unset (None) from ``--spec`` or the defaults."""
+    settings = parse_spec(getattr(args, "spec", None))
+    for dest, (section, key) in TRAIN_FLAGS.items():
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, settings[section][key])
