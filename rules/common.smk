@@ -14,6 +14,7 @@ from notewise.config import (canonical_json, check_config, fill_defaults, genera
 from notewise.data.codehash import (generator_code_hash, notes_code_hash, source_hash,
                                     timbre_code_hash)
 from notewise.data.music import NOTES_FILE
+from notewise.data.shards import build_id
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.pitch.settings import code_hash, pitch_settings
 
@@ -50,6 +51,12 @@ def shard_spec(wildcards):
 
 def dataset_spec(wildcards):
     return canonical_json(generation_spec(config, wildcards.dataset))
+
+
+def dataset_build_id(wildcards):
+    """The build id every shard of the dataset records and its meta.json names (spec and code)."""
+    code = (GENERATOR_HASH, music_code_hash(wildcards.dataset))
+    return build_id(generation_spec(config, wildcards.dataset), code)
 
 
 # Cluster resources (the `compute:` config section, notewise.compute; docs/cluster.md).

@@ -15,6 +15,7 @@ rule generate_shard:
         spec=shard_spec,
         code=GENERATOR_HASH,
         music_code=lambda wc: music_code_hash(wc.dataset),
+        build=dataset_build_id,
     log:
         "results/logs/generate_shard/{dataset}/{shard}.log",
     benchmark:
@@ -29,7 +30,8 @@ rule generate_shard:
         "../envs/notewise.yaml"
     shell:
         "notewise generate-shard --spec {params.spec:q} --timbres {input.timbres}"
-        " --waveforms {output.waveforms} --targets {output.targets} 2> {log}"
+        " --waveforms {output.waveforms} --targets {output.targets} --build-id {params.build}"
+        " 2> {log}"
 
 
 rule validate_shard:
@@ -88,6 +90,7 @@ rule dataset_meta:
     params:
         spec=dataset_spec,
         code=GENERATOR_HASH,
+        build=dataset_build_id,
     log:
         "results/logs/dataset_meta/{dataset}.log",
     benchmark:
@@ -96,7 +99,7 @@ rule dataset_meta:
         "../envs/notewise.yaml"
     shell:
         "notewise assemble-meta --spec {params.spec:q} --validation {input.validation}"
-        " --code-hash {params.code} -o {output} 2> {log}"
+        " --code-hash {params.code} --build-id {params.build} -o {output} 2> {log}"
 
 
 rule datasets:
@@ -111,3 +114,14 @@ for _name in DATASETS:
             f"{_name}_shards"
         input:
             f"results/datasets/{_name}/meta.json",
+
+    rule:
+        name:
+            f"{_name}_check"
+        input:
+            f"results/datasets/{_name}/meta.json",
+        params:
+            directory=f"results/datasets/{_name}",
+        localrule: True
+        shell:
+            "notewise check-dataset {params.directory} > /dev/null"

@@ -102,8 +102,9 @@ def fake_shard(n=64, spec=None, seed=0) -> ShardData:
     return ShardData(waveforms, confs, energies, notes)
 
 
-def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True):
-    """A current-format dataset with shards of the given sizes, validated, with meta.json."""
+def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True, build=None):
+    """A current-format dataset with shards of the given sizes, validated, with meta.json;
+    ``build``: the build id its shards and meta.json record."""
     from notewise.data.meta import build_meta, write_meta
     from notewise.data.shards import targets_path, waveform_path, write_shard
     from notewise.data.validate import summarize_dataset, validate_shard
@@ -112,11 +113,11 @@ def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True):
     reports = []
     for index, size in enumerate(sizes):
         wpath, tpath = waveform_path(directory, index), targets_path(directory, index)
-        write_shard(wpath, tpath, fake_shard(size, spec, seed=seed + index))
+        write_shard(wpath, tpath, fake_shard(size, spec, seed=seed + index), build=build)
         reports.append(validate_shard(wpath, tpath, spec))
     if with_meta:
         write_meta(directory / "meta.json",
-                   build_meta(directory, spec, summarize_dataset(reports, spec), "test"))
+                   build_meta(directory, spec, summarize_dataset(reports, spec), "test", build=build))
     return spec
 
 

@@ -270,3 +270,18 @@ def test_shards_of_another_build_beside_meta_are_refused_by_name(tmp_path):
     waveform_path(root, 1).unlink()
     with pytest.raises(FileNotFoundError, match="shard_00001.npy: listed in"):
         DatasetReader(root)
+
+
+def test_a_shard_of_another_build_with_the_same_size_is_refused_when_read(tmp_path):
+    """A rebuild (new settings) replaced shard 1 beside the old meta.json: same sample count, so
+    only the build id tells; the reader raises on that shard instead of mixing two builds."""
+    from notewise.data.shards import write_shard
+
+    root = tmp_path / "ds"
+    spec = write_dataset(root, [16, 16], build="aaaaaaaaaaaaaaaa")
+    write_shard(waveform_path(root, 1), targets_path(root, 1), fake_shard(16, spec, seed=9),
+                build="bbbbbbbbbbbbbbbb")
+    reader = DatasetReader(root)
+    assert reader[3]["waveform"].shape == (1, WINDOW)  # shard 0 is of meta.json's build
+    with pytest.raises(ValueError, match=r"shard_00001.npz: a shard of build bbbb.*describes build aaaa"):
+        reader.get_batch([20])

@@ -214,3 +214,43 @@ def test_remove_damaged_deletes_exactly_the_damaged_shards(tmp_path):
     assert not waveform_path(root, 1).exists() and not targets_path(root, 1).exists()
     assert not waveform_path(root, 2).exists() and not (root / "meta.json").exists()
     assert waveform_path(root, 0).read_bytes() == kept and targets_path(root, 0).exists()
+
+
+def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
+    from notewise.config import generation_spec
+    from notewise.data.shards import build_id
+
+    small = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 100}}}
+    large = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 900}}}
+    other = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 100,
+                                           "polyphony": [1]}}}
+    ids = [build_id(generation_spec(c, "d"), ("code",)) for c in (small, large, other)]
+    assert ids[0] == ids[1] != ids[2]  # raising num_samples keeps the shards already built
+    assert build_id(generation_spec(small, "d"), ("other code",)) != ids[0]
+
+
+def test_meta_refuses_validated_shards_of_another_build(tmp_path):
+    from notewise.data.meta import build_meta
+
+    root = tmp_path / "ds"
+    spec = write_dataset(root, [20, 20], with_meta=False, build="aaaaaaaaaaaaaaaa")
+    reports = [validate_shard(waveform_path(root, i), targets_path(root, i), spec) for i in (0, 1)]
+    assert {r["build_id"] for r in reports} == {"aaaaaaaaaaaaaaaa"}
+    meta = build_meta(root, spec, summarize_dataset(reports, spec), "test", build="aaaaaaaaaaaaaaaa")
+    assert meta["build_id"] == "aaaaaaaaaaaaaaaa"
+    with pytest.raises(ValueError, match="shard_00000 is of build aaaaaaaaaaaaaaaa, this build is cc"):
+        build_meta(root, spec, summarize_dataset(reports, spec), "test", build="cccccccccccccccc")
+
+
+def test_check_dataset_names_every_damaged_shard_and_the_way_to_rebuild(tmp_path, caplog):
+    from notewise.cli import main
+
+    root = tmp_path / "ds"
+    write_dataset(root, [40, 40, 40])
+    flip_byte(waveform_path(root, 0))
+    flip_byte(targets_path(root, 2))
+    assert main(["check-dataset", str(root)]) == 1
+    err = caplog.text
+    assert "2 damaged shards" in err and "--remove-damaged" in err
+    assert str(waveform_path(root, 0)) in err and str(targets_path(root, 2)) in err
+    assert str(waveform_path(root, 1)) not in err

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from notewise.config import REPO_ROOT
+from notewise.data.shards import BUILD_KEY, read_targets
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +101,26 @@ def test_first_run_builds_every_shard_with_meta(built):
         assert sum(s["samples"] for s in meta["shards"]) == TINY_CONFIG["datasets"][dataset]["num_samples"]
         assert len(shard_files(built, dataset)) == 2 * shards
         assert (built / "results" / "benchmarks" / "generate_shard" / dataset / "00000.tsv").exists()
+        root = built / "results" / "datasets" / dataset
+        recorded = {str(read_targets(p)[BUILD_KEY]) for p in root.glob("targets/*.npz")}
+        assert recorded == {meta[BUILD_KEY]}, "every shard records its meta.json's build id"
+
+
+def test_the_check_target_names_damage_snakemake_cannot_see(built):
+    path = built / "results" / "datasets" / "alpha" / "waveforms" / "shard_00001.npy"
+    stat, raw = path.stat(), bytearray(path.read_bytes())
+    raw[-5] ^= 0x40
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # mtime kept: no rule reruns
+    try:
+        failed = snakemake(built, "alpha_check", check=False)
+        assert failed.returncode != 0 and "1 damaged shards" in failed.stdout + failed.stderr
+        assert "alpha/waveforms/shard_00001.npy" in failed.stdout + failed.stderr
+    finally:
+        raw[-5] ^= 0x40
+        path.write_bytes(bytes(raw))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    snakemake(built, "alpha_check")
 
 
 def test_noop_rerun_runs_nothing(built):

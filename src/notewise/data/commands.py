@@ -42,12 +42,14 @@ def plot_timbres(args: argparse.Namespace) -> None:
 
 def generate_shard(args: argparse.Namespace) -> None:
     from notewise.data.generate import write_generated_shard
+    from notewise.data.shards import build_id
     from notewise.data.timbres import TimbreLibrary
 
     spec = _spec(args.spec)
     start, count = spec["start"], spec["count"]
+    build = args.build_id or build_id({k: v for k, v in spec.items() if k not in ("start", "count")})
     write_generated_shard(spec, start, count, TimbreLibrary.load(args.timbres), args.waveforms,
-                          args.targets)
+                          args.targets, build=build)
     log.info("%s: samples %d..%d -> %s", spec["dataset"], start, start + count - 1, args.waveforms)
 
 
@@ -69,19 +71,27 @@ def assemble_meta(args: argparse.Namespace) -> None:
     from notewise.data.meta import build_meta, write_meta
 
     validation = json.loads(Path(args.validation).read_text())
-    meta = build_meta(Path(args.output).parent, _spec(args.spec), validation, args.code_hash)
+    meta = build_meta(Path(args.output).parent, _spec(args.spec), validation, args.code_hash,
+                      build=args.build_id)
     write_meta(args.output, meta)
 
 
 def check_dataset(args: argparse.Namespace) -> None:
     """Validate every shard of an existing dataset directory against its meta.json."""
     from notewise.data.shards import relative_shard_paths, shard_name
-    from notewise.data.validate import damaged_shards, validate_dataset_dir
+    from notewise.data.validate import (DatasetValidationError, ShardValidationError,
+                                        damaged_shards, validate_dataset_dir)
 
-    if not args.remove_damaged:
-        print(json.dumps(validate_dataset_dir(args.dataset), indent=2, sort_keys=True))
-        return
     root = Path(args.dataset)
+    if not args.remove_damaged:
+        try:
+            print(json.dumps(validate_dataset_dir(root), indent=2, sort_keys=True))
+        except (ShardValidationError, DatasetValidationError) as err:
+            damaged = damaged_shards(root) if (root / "meta.json").exists() else {}
+            if not damaged:
+                raise
+            raise ValueError(_damage_report(root, damaged)) from err
+        return
     damaged = damaged_shards(root)
     for index, reason in sorted(damaged.items()):
         for relative in relative_shard_paths(index):
@@ -93,6 +103,12 @@ def check_dataset(args: argparse.Namespace) -> None:
               "`snakemake NAME_shards` rebuilds exactly those")
     else:
         print(f"{root}: every shard matches meta.json")
+
+
+def _damage_report(root: Path, damaged: dict[int, str]) -> str:
+    lines = "\n".join(f"  {reason}" for _, reason in sorted(damaged.items()))
+    return (f"{root}: {len(damaged)} damaged shards:\n{lines}\n`notewise check-dataset {root} "
+            "--remove-damaged`, then `snakemake NAME_shards`, rebuilds exactly those")
 
 
 def convert_legacy(args: argparse.Namespace) -> None:
@@ -115,12 +131,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=plot_timbres)
 
     spec_help = "generation spec as JSON text, or @file.json"
+    build_help = "the build id its shards record (the workflow's: spec and code hashes)"
     p = subparsers.add_parser("generate-shard", help="synthesise and label one shard")
     p.add_argument("--spec", required=True,
                    help=spec_help + ", with the shard's sample range as 'start' and 'count'")
     p.add_argument("--timbres", required=True, help="timbres.npz")
     p.add_argument("--waveforms", required=True, help="output waveforms/shard_NNNNN.npy")
     p.add_argument("--targets", required=True, help="output targets/shard_NNNNN.npz")
+    p.add_argument("--build-id", help=build_help + " (default: a hash of the spec alone)")
     p.set_defaults(func=generate_shard)
 
     p = subparsers.add_parser("validate-shard", help="check one shard, write its report")
@@ -140,6 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", required=True, help=spec_help)
     p.add_argument("--validation", required=True, help="validation.json")
     p.add_argument("--code-hash", required=True)
+    p.add_argument("--build-id", help=build_help + "; every validated shard must carry it")
     p.add_argument("-o", "--output", required=True, help="meta.json (in the dataset directory)")
     p.set_defaults(func=assemble_meta)
 

@@ -275,13 +275,14 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
 
 
 def write_generated_shard(spec: dict, start: int, count: int, timbres: TimbreLibrary,
-                          waveform_path, targets_path, *, chunk_rows: int = CHUNK_ROWS) -> None:
-    """Samples ``start .. start+count-1`` written as one shard (the same bytes as
+                          waveform_path, targets_path, *, chunk_rows: int = CHUNK_ROWS,
+                          build: str | None = None) -> None:
+    """Samples ``start .. start+count-1`` written as one shard (the same arrays as
     ``write_shard(generate_range(...))``), generated ``chunk_rows`` at a time into reused
-    buffers."""
+    buffers. ``build``: the build id its targets record (``shards.BUILD_KEY``)."""
     window, n_bins = int(spec["audio"]["window"]), int(spec["bins"]["n_bins"])
     buffers = None
-    with ShardWriter(waveform_path, targets_path, count, window, n_bins) as writer:
+    with ShardWriter(waveform_path, targets_path, count, window, n_bins, build=build) as writer:
         for chunk_start in range(start, start + count, chunk_rows):
             rows = min(chunk_rows, start + count - chunk_start)
             reuse = buffers if buffers is not None and rows == chunk_rows else None

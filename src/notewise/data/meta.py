@@ -16,6 +16,7 @@ from typing import Mapping
 
 from notewise.atomicio import atomic_write_bytes
 from notewise.data.shards import (
+    BUILD_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
     list_shard_indices,
@@ -90,17 +91,30 @@ def _remove_shards_beyond_plan(dataset_dir: Path, on_disk: list[int], planned: l
     return [i for i in on_disk if i < len(planned)]
 
 
-def build_meta(dataset_dir: str | Path, spec: Mapping, validation: Mapping, code_hash: str) -> dict:
+def _check_reports_of_build(dataset_dir: Path, reports: list[Mapping], build: str) -> None:
+    for r in reports:
+        if r.get(BUILD_KEY) != build:
+            raise ValueError(f"{dataset_dir}: {shard_name(r['index'])} is of build "
+                             f"{r.get(BUILD_KEY)}, this build is {build}: rebuild that shard")
+
+
+def build_meta(dataset_dir: str | Path, spec: Mapping, validation: Mapping, code_hash: str,
+               build: str | None = None) -> dict:
     """``meta.json`` of a generated dataset from its generation spec and ``validation.json``.
 
     ``validation`` is ``validate.summarize_dataset``'s result: its per-shard reports supply the
-    sample counts and sha256 (computed while validating, so nothing is hashed twice).
+    sample counts and sha256 (computed while validating, so nothing is hashed twice). ``build``:
+    the build id every shard must record (``shards.BUILD_KEY``); readers check shards against it.
     """
     dataset_dir = Path(dataset_dir)
     reports = list(validation["shards"])
     _check_reports_match_files(dataset_dir, reports)
+    if build is not None:
+        _check_reports_of_build(dataset_dir, reports, build)
     shards = shard_entries(reports)
+    identity = {BUILD_KEY: build} if build is not None else {}
     return {
+        **identity,
         "format": format_info(),
         "dataset": spec["dataset"],
         "num_samples": sum(s["samples"] for s in shards),

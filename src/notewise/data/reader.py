@@ -46,6 +46,7 @@ from notewise.data import legacy
 from notewise.data.meta import read_meta
 from notewise.data.npzfile import member_data, npy_from_buffer
 from notewise.data.shards import (
+    BUILD_KEY,
     CRC_KEY,
     FORMAT_VERSION,
     LEGACY_FORMAT_VERSION,
@@ -73,7 +74,8 @@ def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS,
     (zlib releases the GIL, so a prefetch thread overlaps it) and no CRC pass, which is
     validation's job (``read_targets`` and ``notewise check-dataset`` verify every CRC), unless
     ``verify``: then each member's CRC-32 is checked, and the waveforms' CRC member
-    (``CRC_KEY``), where the shard has one, is returned too."""
+    (``CRC_KEY``), where the shard has one, is returned too. So is the build id (``BUILD_KEY``)
+    of a shard that records one."""
     raw = memoryview(Path(path).read_bytes())
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
@@ -83,6 +85,8 @@ def read_target_arrays(path: str | Path, keys: tuple[str, ...] = TARGET_KEYS,
             raise ValueError(f"missing members {missing}")
         if verify and f"{CRC_KEY}.npy" in infos:
             keys = (*keys, CRC_KEY)
+        if f"{BUILD_KEY}.npy" in infos:
+            keys = (*keys, BUILD_KEY)
         return {k: npy_from_buffer(member_data(raw, infos[f"{k}.npy"], verify)) for k in keys}
     except (zipfile.BadZipFile, zlib.error, struct.error, ValueError) as exc:
         raise ValueError(f"{path}: unreadable targets ({type(exc).__name__}: {exc});"
@@ -108,6 +112,7 @@ class DatasetLayout:
     root: Path
     version: int
     shards: tuple[ShardSource, ...]
+    build: str | None = None  # meta.json's build id: every shard read must record the same
 
     @property
     def num_samples(self) -> int:
@@ -151,7 +156,7 @@ def open_layout(path: str | Path) -> DatasetLayout:
         by_index = {e["index"]: e for e in meta["shards"]}
         shards = _sources(counts, lambda i: (root / by_index[i]["waveforms"], root / by_index[i]["targets"]))
         _check_shards_against_meta(shards, meta_path)
-        return DatasetLayout(root, FORMAT_VERSION, shards)
+        return DatasetLayout(root, FORMAT_VERSION, shards, meta.get(BUILD_KEY))
     if legacy.is_legacy_dataset(root):
         counts = [(i, legacy.legacy_shard_length(legacy_shard_path(root, i)))
                   for i in list_legacy_indices(root)]
@@ -284,9 +289,19 @@ class DatasetReader(torch.utils.data.Dataset):
             return {"waveforms": data.waveforms, "confs": data.confs, "energies": data.energies}
         verify = self.verify and shard not in self._verified
         targets = read_target_arrays(source.targets, verify=verify)
+        self._check_build(source, targets.get(BUILD_KEY))
         if verify:
             self._verify_waveforms(shard, targets.get(CRC_KEY))
         return {"confs": targets["confs"], "energies": targets["energies"]}
+
+    def _check_build(self, source: ShardSource, recorded) -> None:
+        """A shard of another build than meta.json's (a rebuild running, or one that failed
+        half-way) is refused, so that no epoch mixes two builds."""
+        expected = self.layout.build
+        if expected is not None and (recorded is None or str(recorded) != expected):
+            raise ValueError(f"{source.targets}: a shard of build {recorded}, but "
+                             f"{self.layout.root / META_NAME} describes build {expected} (a "
+                             "rebuild is running or failed): rerun the build, then read again")
 
     def _verify_waveforms(self, shard: int, stored) -> None:
         """The shard's waveform bytes against the CRC-32 its targets recorded (``verify``)."""

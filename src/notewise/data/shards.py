@@ -6,6 +6,7 @@ Layout of a dataset directory (format version 2)::
     waveforms/shard_00000.npy   float32 [N, window], plain .npy so readers can memory-map it
     targets/shard_00000.npz     confs, energies float16 [N, n_bins] + the shard's note table
                                 + waveforms_crc32 (uint32, CRC-32 of the waveform array's bytes)
+                                + build_id (the build it belongs to, as in meta.json)
 
 Why it is written the way it is:
 
@@ -29,6 +30,7 @@ Why it is written the way it is:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from contextlib import contextmanager
@@ -71,6 +73,10 @@ OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
 }
 TARGET_KEYS = ("confs", "energies")
 CRC_KEY = "waveforms_crc32"
+#: The targets member (and ``meta.json`` key) naming the build a shard belongs to: a hash of the
+#: generation spec and the code that made it, so shards of two builds in one directory (a
+#: rebuild running or failed beside an older ``meta.json``) are told apart without hashing them.
+BUILD_KEY = "build_id"
 
 GB = 1e9  # shard_size_gb counts decimal gigabytes
 
@@ -171,6 +177,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def build_id(generation: Mapping, code_hashes: tuple[str, ...] = ()) -> str:
+    """The id of the build of one generation spec (no sample range) by code of ``code_hashes``.
+
+    Same spec and code give the same bytes, so the id only has to differ between builds that
+    differ; it is 16 hex digits of a sha256 of canonical JSON."""
+    text = json.dumps({"generation": generation, "code": list(code_hashes)}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 # --------------------------------------------------------------------------- writing shards
 
 
@@ -219,11 +235,12 @@ class ShardWriter:
     final names (atomically). Leaving the block through an exception leaves neither. With
     ``sha256=True`` both files are hashed as they are written (``DatasetWriter`` records the
     hashes; a shard job does not need them: validation hashes what it reads anyway).
+    ``build``: the build id stored with the targets (``BUILD_KEY``), if any.
     """
 
     def __init__(self, waveform_path: str | Path, targets_path: str | Path, rows: int,
                  window: int, n_bins: int, *, compresslevel: int = DEFAULT_COMPRESSLEVEL,
-                 sha256: bool = False):
+                 sha256: bool = False, build: str | None = None):
         check_compresslevel(compresslevel)
         self.rows, self.window, self.compresslevel = rows, window, compresslevel
         self.targets_path = Path(targets_path)
@@ -231,6 +248,7 @@ class ShardWriter:
         self.energies = np.empty((rows, n_bins), np.float16)
         self.waveform_path = Path(waveform_path)
         self.written = 0
+        self.build = build
         self.sha256: dict[str, str] = {}
         self._notes: list[dict] | None = None
         self._crc = 0
@@ -289,14 +307,17 @@ class ShardWriter:
             notes = {key: np.concatenate([t[key] for t in self._notes]) for key in self._notes[0]}
         members = {"confs": self.confs, "energies": self.energies, **notes,
                    CRC_KEY: np.array(self._crc, dtype=np.uint32)}
+        if self.build is not None:
+            members[BUILD_KEY] = np.array(self.build)
         targets_sha = atomic_write_bytes(self.targets_path, npz_bytes(members, self.compresslevel))
         if self._digest is not None:
             self.sha256 = {"waveforms_sha256": self._digest.hexdigest(), "targets_sha256": targets_sha}
 
 
 def write_shard(waveform_path: str | Path, targets_path: str | Path, data,
-                compresslevel: int = DEFAULT_COMPRESSLEVEL) -> dict:
-    """Write one shard from a ``ShardData`` (waveforms, confs, energies, notes; notes may be None).
+                compresslevel: int = DEFAULT_COMPRESSLEVEL, build: str | None = None) -> dict:
+    """Write one shard from a ``ShardData`` (waveforms, confs, energies, notes; notes may be None),
+    recording ``build`` (``BUILD_KEY``) if given.
 
     Returns ``{'samples', 'waveforms_sha256', 'targets_sha256'}``.
     """
@@ -305,7 +326,8 @@ def write_shard(waveform_path: str | Path, targets_path: str | Path, data,
         raise ValueError(f"waveforms {waveforms.shape} must be [N, window] with N = {len(data.confs)}"
                          " target rows")
     with ShardWriter(waveform_path, targets_path, len(waveforms), waveforms.shape[1],
-                     np.shape(data.confs)[1], compresslevel=compresslevel, sha256=True) as writer:
+                     np.shape(data.confs)[1], compresslevel=compresslevel, sha256=True,
+                     build=build) as writer:
         writer.append(waveforms, data.confs, data.energies, data.notes)
     return {"samples": len(waveforms), **writer.sha256}
 

@@ -43,6 +43,7 @@ import numpy as np
 from notewise.data.npzfile import (central_entry, crc32, end_record, local_header, npy_from_buffer,
                                    npz_members)
 from notewise.data.shards import (
+    BUILD_KEY,
     CRC_KEY,
     META_NAME,
     NOTE_DTYPES,
@@ -372,6 +373,7 @@ def validate_shard(waveform_path: str | Path, targets_path: str | Path, spec: Ma
         "waveforms_bytes": waveforms_bytes,
         "targets_bytes": targets_bytes,
         "checks": "all" if semantic else "integrity",
+        **({BUILD_KEY: str(members[BUILD_KEY])} if BUILD_KEY in members else {}),
         "note_table": has_table,
         "silent_windows": int(silent.sum()),
         "stats": {"waveform_min": wave_lo, "waveform_max": wave_hi, "confs_max": conf_max,
