@@ -177,3 +177,22 @@ def test_export_copies_the_final_files(token_dir, tmp_path):
     cli(train_command(tmp_path / "ckpt", token_dir, 1) + ["--export", str(tmp_path / "model")])
     for name in EXPORT_FILES:
         assert (tmp_path / "model" / name).read_bytes() == (tmp_path / "ckpt" / name).read_bytes()
+
+
+def test_the_default_batch_budget_keeps_a_training_step_small():
+    """What held 2.6 GB in a 86-file midi-train (issue 15 item 12): the old default budget
+    (8 * 1536**2, meant for long sequences on a GPU) packed about 285 context windows into a
+    batch, and a step keeps several [batch, tokens, vocab] float32 tensors (logits, their
+    softmax and gradients). At the defaults the largest batch's logits stay under 16 MB."""
+    from notewise.midi import MidiDatasetSampler
+    from notewise.midi.settings import midi_settings
+    from notewise.midi.vocab import TokenizerConfig, Vocabulary
+
+    settings = midi_settings()
+    context = settings["model"]["context"]
+    pieces = [3000] * 86  # long pieces: every batch is full context windows
+    sampler = MidiDatasetSampler(pieces, settings["train"]["max_batch_size"], window=context + 1,
+                                 offsets=True)
+    largest = max(sum(stop - start for _, start, stop in batch) for batch in sampler)
+    logits_bytes = largest * len(Vocabulary(TokenizerConfig())) * 4
+    assert logits_bytes < 16e6, f"{largest} tokens a batch: {logits_bytes / 1e6:.0f} MB of logits"
