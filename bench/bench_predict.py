@@ -25,7 +25,7 @@ from scipy.io import wavfile
 
 from notewise.pitch.inference import Predictor, default_threshold
 from notewise.pitch.model import PitchModel, PitchModelConfig
-from notewise.pitch.predict import predict_audio, read_audio, write_csv
+from notewise.pitch.predict import predict_frames, read_audio, write_csv
 
 
 def chord_audio(seconds: float, rate: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
         wav = Path(tmp) / "bench.wav"
         wavfile.write(wav, args.rate, chord_audio(args.seconds, args.rate, args.channels))
         audio, read_cpu, read_wall = timed(read_audio, wav, predictor.model.cfg.sample_rate)
-    table, cpu, wall = timed(predict_audio, predictor, audio, args.hop)
+    table, cpu, wall = timed(predict_frames, predictor, audio, args.hop)
     _, csv_cpu, _ = timed(write_csv, table, io.StringIO())
     minutes = args.seconds / 60
     result = {"model": source, "threads": args.threads, "audio_s": args.seconds,

@@ -148,3 +148,43 @@ def test_a_truncated_file_says_how_much_was_read(tmp_path, caplog):
         audio = read_audio(cut, 22050)
     assert 0 < len(audio) < 22050
     assert f"read {len(audio)} frames" in caplog.text and "cut.wav" in caplog.text
+
+
+def test_predict_writes_midi_or_notes_by_the_output_name(tmp_path, checkpoint):
+    import mido
+
+    wav = tmp_path / "in.wav"
+    two_part_wav(wav, 22050, np.int16)
+    for name in ("song.mid", "song.notes.csv"):
+        run_cli(["predict", str(wav), "--checkpoint", str(checkpoint), "-o", str(tmp_path / name)])
+    notes = pd.read_csv(tmp_path / "song.notes.csv")
+    # 440 Hz (A4) for 0-0.5 s, then 300 Hz (D4, 62.4) with 1250 Hz (D#6, 87.1) to 1.0 s
+    assert sorted(notes["pitch"]) == [62, 69, 87]
+    by_pitch = notes.set_index("pitch")
+    assert abs(by_pitch.loc[69, "onset"]) < 0.03 and abs(by_pitch.loc[69, "offset"] - 0.5) < 0.06
+    assert abs(by_pitch.loc[62, "onset"] - 0.5) < 0.06 and abs(by_pitch.loc[87, "offset"] - 1.0) < 0.06
+    midi = mido.MidiFile(tmp_path / "song.mid")
+    ons = [m.note for m in midi.tracks[0] if m.type == "note_on" and m.velocity > 0]
+    assert sorted(ons) == [62, 69, 87]
+
+
+def test_the_python_api_gives_the_notes_of_the_cli(tmp_path, checkpoint):
+    import notewise
+
+    wav, out = tmp_path / "in.wav", tmp_path / "out.notes.csv"
+    two_part_wav(wav, 48000, np.float32)
+    run_cli(["predict", str(wav), "--checkpoint", str(checkpoint), "-o", str(out)])
+    from_file = notewise.predict_file(wav, checkpoint)
+    audio, rate = soundfile_read(wav)
+    from_array = notewise.predict(audio, rate, checkpoint)
+    pd.testing.assert_frame_equal(from_file, from_array)
+    np.testing.assert_allclose(pd.read_csv(out)[["onset", "offset", "pitch"]],
+                               from_file[["onset", "offset", "pitch"]], rtol=1e-5)
+    with pytest.raises(ValueError, match="must be \\[samples\\]"):
+        notewise.predict(np.zeros((2, 2, 2)), rate, checkpoint)
+
+
+def soundfile_read(path):
+    import soundfile
+
+    return soundfile.read(str(path), dtype="float32")

@@ -69,14 +69,15 @@ def plot_pitch(args: argparse.Namespace) -> None:
 
 
 def predict(args: argparse.Namespace) -> None:
-    from notewise.pitch.predict import predict_file
+    from notewise.pitch.predict import write_prediction
 
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     out = args.output if args.output and args.output != "-" else sys.stdout
-    table = predict_file(args.audio, args.checkpoint, out, hop=args.hop,
-                         threshold=args.threshold, batch_size=args.batch_size, device=args.device,
-                         nonfinite=args.nonfinite)
-    log.info("%d notes; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
+    table = write_prediction(args.audio, args.checkpoint, out, hop=args.hop,
+                             threshold=args.threshold, onset_threshold=args.onset_threshold,
+                             min_duration=args.min_duration, batch_size=args.batch_size,
+                             device=args.device, nonfinite=args.nonfinite)
+    log.info("%d rows; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
              time.process_time() - cpu_start)
 
 
@@ -108,16 +109,23 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", default="results/plots/pitch")
     p.set_defaults(func=plot_pitch)
 
-    p = subparsers.add_parser("predict", help="notes of an audio file as CSV (time,f0_hz,...)")
+    p = subparsers.add_parser("predict", help="notes of an audio file: MIDI, note CSV or frame CSV")
     p.add_argument("audio", help="audio file: any format libsndfile reads (WAV, FLAC, OGG, MP3),"
                                  " any sample rate and channel count")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--hop", type=int, default=441, help="samples at 44.1 kHz between windows")
     p.add_argument("--threshold", type=float,
-                   help="confidence threshold (default: pitch_model.decode.threshold, 0.3)")
+                   help="confidence threshold of a frame (default: pitch_model.decode.threshold,"
+                        " 0.3)")
+    p.add_argument("--onset-threshold", type=float, default=0.5,
+                   help="a note is kept if one of its frames reaches this (hysteresis; notes only)")
+    p.add_argument("--min-duration", type=float, default=0.05,
+                   help="shortest note kept, in seconds (notes only)")
     p.add_argument("--nonfinite", choices=("error", "zero"), default="error",
                    help="NaN/inf samples: refuse the file (default) or set them to zero")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    p.add_argument("-o", "--output",
+                   help="song.mid (MIDI), song.notes.csv (notes), any other name a frame CSV"
+                        " (default: the frame CSV on standard output)")
     p.set_defaults(func=predict)

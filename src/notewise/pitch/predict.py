@@ -1,14 +1,22 @@
-"""``notewise predict AUDIO``: per-window notes of a WAV file as CSV.
+"""``notewise predict AUDIO``: the notes of an audio file, as MIDI, a note CSV or a frame CSV.
 
 The file is read with ``soundfile`` (every format libsndfile reads: WAV, FLAC, OGG, MP3, ...; any
 sample rate and channel count; an unreadable file is named in the error, and a file with
-non-finite samples is refused, or repaired with ``nonfinite="zero"``), mixed down to mono, resampled to the model's rate with ``scipy.signal.resample_poly``
-and cut into windows whose *centres* are ``0, hop, 2 * hop, ...`` samples (the signal is padded
-with half a window of zeros at both ends), so ``time`` is ``k * hop / sample_rate`` and the
-default hop of 441 samples gives the 10 ms grid of ``mir_eval.multipitch``. Windows are batched
-through the model; decoding is vectorised.
+non-finite samples is refused, or repaired with ``nonfinite="zero"``), mixed down to mono,
+resampled to the model's rate with ``scipy.signal.resample_poly`` and cut into windows whose
+*centres* are ``0, hop, 2 * hop, ...`` samples (the signal is padded with half a window of zeros
+at both ends), so ``time`` is ``k * hop / sample_rate`` and the default hop of 441 samples gives
+the 10 ms grid of ``mir_eval.multipitch``. Windows are batched through the model; decoding is
+vectorised; ``notewise.pitch.notes`` joins the frames into notes.
 
-CSV: ``time,f0_hz,confidence,energy_share``, one row per detected note per window.
+In Python, the torchcrepe way::
+
+    notes = notewise.predict(audio, sample_rate, checkpoint)   # a DataFrame of notes
+    notes = notewise.predict_file("song.flac", checkpoint)
+
+Output, by the extension of ``-o``: ``.mid``/``.midi`` a MIDI file; ``.notes.csv`` the notes
+(``onset, offset, pitch, f0_hz, velocity, confidence``); any other name (and standard output) the
+frame CSV ``time,f0_hz,confidence,energy_share``, one row per detected note per window.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from scipy.signal import resample_poly
 from notewise.atomicio import atomic_write_csv
 
 from .inference import Predictor, default_threshold
+from .notes import frames_to_notes, write_midi
+
+__all__ = ["predict", "predict_file", "predict_frames", "read_audio", "write_prediction"]
 
 CSV_COLUMNS = ["time", "f0_hz", "confidence", "energy_share"]
 #: What to do with NaN or infinite samples: refuse the file, or set them to zero (with a warning).
@@ -43,8 +54,18 @@ def read_audio(path: str | Path, sample_rate: int, nonfinite: str = "error") -> 
         raise ValueError(f"{path}: unreadable audio ({err})") from err
     log.info("%s: read %d frames (%.3f s) at %d Hz, %d channels", path, len(audio),
              len(audio) / rate, rate, audio.shape[1])
-    audio = audio.mean(axis=1)
-    audio = _finite(audio, path, rate, nonfinite)
+    return model_audio(audio, rate, sample_rate, path, nonfinite)
+
+
+def model_audio(audio: np.ndarray, rate: int, sample_rate: int, name="audio",
+                nonfinite: str = "error") -> np.ndarray:
+    """``audio`` (``[n]`` or ``[n, channels]`` at ``rate`` Hz) as the model reads it: mono
+    float32 at ``sample_rate``, with non-finite samples refused or zeroed (``nonfinite``)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim not in (1, 2):
+        raise ValueError(f"{name}: audio must be [samples] or [samples, channels], not {audio.shape}")
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
+    audio = _finite(audio, name, rate, nonfinite)
     if rate != sample_rate:
         g = math.gcd(int(rate), int(sample_rate))
         audio = resample_poly(audio, sample_rate // g, int(rate) // g).astype(np.float32)
@@ -71,7 +92,8 @@ def frame(audio: np.ndarray, window: int, hop: int) -> torch.Tensor:
     return torch.from_numpy(padded).unfold(0, window, hop)[:n]
 
 
-def predict_audio(predictor: Predictor, audio: np.ndarray, hop: int) -> pd.DataFrame:
+def predict_frames(predictor: Predictor, audio: np.ndarray, hop: int) -> pd.DataFrame:
+    """The frame table (``CSV_COLUMNS``) of mono audio at the model's rate."""
     cfg = predictor.model.cfg
     windows = frame(audio, cfg.window, hop)
     notes = predictor.notes(windows)
@@ -84,18 +106,64 @@ def predict_audio(predictor: Predictor, audio: np.ndarray, hop: int) -> pd.DataF
     }, columns=CSV_COLUMNS)
 
 
+def _predictor(checkpoint, threshold, batch_size, device) -> Predictor:
+    if isinstance(checkpoint, Predictor):
+        return checkpoint
+    return Predictor.load(checkpoint, threshold=threshold, batch_size=batch_size, device=device)
+
+
+def predict(audio: np.ndarray, sample_rate: int, checkpoint, *, hop: int = 441,
+            threshold: float | None = None, onset_threshold: float = 0.5,
+            min_duration: float = 0.05, batch_size: int = 256, device: str | None = None,
+            nonfinite: str = "error") -> pd.DataFrame:
+    """The notes (``notes.NOTE_COLUMNS``, times in seconds) of ``audio`` (``[samples]`` or
+    ``[samples, channels]`` at ``sample_rate`` Hz). ``checkpoint``: a model file or a loaded
+    ``Predictor``; ``threshold`` (frames; default the schema's ``pitch_model.decode.threshold``)
+    and ``onset_threshold`` are the two thresholds of the hysteresis, ``min_duration`` seconds
+    the shortest note kept."""
+    predictor = _predictor(checkpoint, threshold, batch_size, device)
+    rate = predictor.model.cfg.sample_rate
+    frames = predict_frames(predictor, model_audio(audio, sample_rate, rate, nonfinite=nonfinite), hop)
+    return frames_to_notes(frames, hop / rate, onset_threshold, min_duration)
+
+
+def predict_file(audio_path: str | Path, checkpoint, **options) -> pd.DataFrame:
+    """``predict`` of an audio file (any format libsndfile reads); ``options`` as ``predict``'s."""
+    nonfinite = options.pop("nonfinite", "error")
+    predictor = _predictor(checkpoint, options.pop("threshold", None),
+                           options.pop("batch_size", 256), options.pop("device", None))
+    rate = predictor.model.cfg.sample_rate
+    return predict(read_audio(audio_path, rate, nonfinite), rate, predictor, **options)
+
+
+def output_kind(out) -> str:
+    """``"midi"``, ``"notes"`` or ``"frames"``: what ``write_prediction`` writes to ``out``."""
+    name = str(out).lower() if isinstance(out, (str, Path)) else ""
+    if name.endswith((".mid", ".midi")):
+        return "midi"
+    return "notes" if name.endswith(".notes.csv") else "frames"
+
+
 def write_csv(table: pd.DataFrame, path) -> None:
     atomic_write_csv(table, path, float_format="%.6g")
 
 
-def predict_file(audio_path: str | Path, checkpoint: str | Path, out, hop: int = 441,
-                 threshold: float | None = None, batch_size: int = 256,
-                 device: str | None = None, nonfinite: str = "error") -> pd.DataFrame:
-    """Predict ``audio_path`` and write the CSV to ``out`` (a path or a text stream);
-    ``threshold`` defaults to the schema's ``pitch_model.decode.threshold``."""
-    predictor = Predictor.load(checkpoint, threshold=threshold, batch_size=batch_size,
-                               device=device)
-    audio = read_audio(audio_path, predictor.model.cfg.sample_rate, nonfinite)
-    table = predict_audio(predictor, audio, hop)
-    write_csv(table, out)
-    return table
+def write_prediction(audio_path: str | Path, checkpoint, out, hop: int = 441,
+                     threshold: float | None = None, onset_threshold: float = 0.5,
+                     min_duration: float = 0.05, batch_size: int = 256,
+                     device: str | None = None, nonfinite: str = "error") -> pd.DataFrame:
+    """Predict ``audio_path`` and write to ``out`` (a path or a text stream) what its name asks
+    for (``output_kind``); returns the table written (frames or notes)."""
+    predictor = _predictor(checkpoint, threshold, batch_size, device)
+    rate = predictor.model.cfg.sample_rate
+    frames = predict_frames(predictor, read_audio(audio_path, rate, nonfinite), hop)
+    kind = output_kind(out)
+    if kind == "frames":
+        write_csv(frames, out)
+        return frames
+    notes = frames_to_notes(frames, hop / rate, onset_threshold, min_duration)
+    if kind == "midi":
+        write_midi(notes, out)
+    else:
+        write_csv(notes, out)
+    return notes

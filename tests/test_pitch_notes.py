@@ -1,0 +1,80 @@
+"""Frames to note events (hysteresis, minimum duration, velocity) and note events to MIDI."""
+
+from __future__ import annotations
+
+import io
+
+import mido
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notewise.pitch.notes import NOTE_COLUMNS, TICKS_PER_SECOND, frames_to_notes, midi_bytes
+
+FRAME_S = 0.01
+
+
+def frames(*runs):
+    """Frame rows of ``(f0_hz, first_frame, last_frame, confidence, share)`` runs."""
+    rows = [(k * FRAME_S, f0, conf, share) for f0, a, b, conf, share in runs for k in range(a, b + 1)]
+    return pd.DataFrame(rows, columns=["time", "f0_hz", "confidence", "energy_share"])
+
+
+def test_runs_become_notes_with_hysteresis_and_a_minimum_duration():
+    table = frames((440.0, 0, 49, 0.8, 0.25),     # A4, 0.5 s: kept
+                   (523.25, 10, 11, 0.9, 0.5),    # C5, 0.02 s: shorter than min_duration
+                   (329.63, 20, 40, 0.35, 0.5),   # E4: never reaches the onset threshold
+                   (440.0, 60, 69, 0.6, 1.0),     # A4 again after a gap: a second note
+                   (441.0, 60, 69, 0.4, 1.0))     # a second detection snapped to the same pitch
+    notes = frames_to_notes(table, FRAME_S, onset_threshold=0.5, min_duration=0.05)
+    assert list(notes.columns) == NOTE_COLUMNS
+    assert notes["pitch"].tolist() == [69, 69]
+    np.testing.assert_allclose(notes["onset"], [0.0, 0.595])
+    np.testing.assert_allclose(notes["offset"], [0.495, 0.695])
+    assert notes["velocity"].tolist() == [64, 127]  # 127 * sqrt(share)
+    np.testing.assert_allclose(notes["confidence"], [0.8, 0.6], rtol=1e-6)
+    assert frames_to_notes(table, FRAME_S, onset_threshold=0.3)["pitch"].tolist() == [69, 64, 69]
+
+
+def test_no_frames_no_notes():
+    empty = frames()
+    assert frames_to_notes(empty, FRAME_S).empty
+    assert len(mido.MidiFile(file=io.BytesIO(midi_bytes(frames_to_notes(empty, FRAME_S)))).tracks) == 1
+    with pytest.raises(ValueError, match="frame_s"):
+        frames_to_notes(empty, 0)
+
+
+run_st = st.tuples(st.sampled_from([220.0, 233.08, 440.0, 880.0]), st.integers(0, 80),
+                   st.integers(0, 30), st.floats(0.3, 1.0), st.floats(0.0, 1.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(run_st, max_size=8), st.floats(0.0, 0.2))
+def test_notes_of_one_pitch_never_overlap_and_last_long_enough(runs, min_duration):
+    table = frames(*[(f0, a, a + n, c, s) for f0, a, n, c, s in runs])
+    notes = frames_to_notes(table, FRAME_S, onset_threshold=0.5, min_duration=min_duration)
+    assert (notes["offset"] - notes["onset"] >= min_duration - 1e-12).all()
+    assert notes["velocity"].between(1, 127).all()
+    for _, group in notes.groupby("pitch"):
+        group = group.sort_values("onset")
+        assert (group["onset"].to_numpy()[1:] >= group["offset"].to_numpy()[:-1] - 1e-12).all()
+
+
+def test_midi_holds_the_notes_at_their_times():
+    notes = frames_to_notes(frames((440.0, 0, 49, 0.8, 0.25), (261.63, 30, 89, 0.9, 0.64)), FRAME_S)
+    midi = mido.MidiFile(file=io.BytesIO(midi_bytes(notes)))
+    now, sounding, found = 0, {}, []
+    for message in midi.tracks[0]:
+        now += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            sounding[message.note] = (now, message.velocity)
+        elif message.type in ("note_on", "note_off"):
+            start, velocity = sounding.pop(message.note)
+            found.append((message.note, start / TICKS_PER_SECOND, now / TICKS_PER_SECOND, velocity))
+    expected = [(int(n.pitch), n.onset, n.offset, int(n.velocity)) for n in notes.itertuples()]
+    assert sorted(p for p, *_ in found) == sorted(p for p, *_ in expected) == [60, 69]
+    for (p, on, off, v), (p2, on2, off2, v2) in zip(sorted(found), sorted(expected)):
+        assert v == v2 and abs(on - on2) <= 1 / TICKS_PER_SECOND and abs(off - off2) <= 1 / TICKS_PER_SECOND
+    assert abs(midi.length - notes["offset"].max()) < 0.01
