@@ -120,8 +120,11 @@ for _name in DATASETS:
             f"{_name}_check"
         input:
             f"results/datasets/{_name}/meta.json",
-        params:
-            directory=f"results/datasets/{_name}",
+        log:
+            f"results/logs/check_dataset/{_name}.log",
         localrule: True
+        conda:
+            "../envs/notewise.yaml"
         shell:
-            "notewise check-dataset {params.directory} > /dev/null"
+            # every damaged shard is listed on the terminal, not only in the log
+            "notewise check-dataset $(dirname {input}) > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
