@@ -132,3 +132,16 @@ def test_a_live_writers_temporary_is_not_removed(tmp_path):
         assert len(list(tmp_path.iterdir())) == 2
     assert path.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["t.npz"]
+
+
+def test_json_arguments_inline_or_from_a_file_and_bad_ones_named(tmp_path):
+    from notewise.atomicio import atomic_write_json, read_json_argument
+
+    atomic_write_json(tmp_path / "s.json", {"b": 1, "a": [2]})
+    assert (tmp_path / "s.json").read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
+    assert read_json_argument(f"@{tmp_path / 's.json'}") == read_json_argument('{"a": [2], "b": 1}')
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"--settings file .*bad.json is not valid JSON"):
+        read_json_argument(f"@{tmp_path / 'bad.json'}", "--settings")
+    with pytest.raises(ValueError, match="--spec is not valid JSON"):
+        read_json_argument("{'a': 1}")

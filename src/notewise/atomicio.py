@@ -21,6 +21,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import json
 import os
 import re
 import secrets
@@ -142,6 +143,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | os.PathLike, value, *, indent: int = 2,
+                      sort_keys: bool = True) -> None:
+    """``value`` as JSON text plus a newline, atomically."""
+    atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def read_json_argument(text: str, name: str = "--spec"):
+    """A command-line JSON value: the JSON text itself, or ``@path`` to a JSON file; a
+    ``ValueError`` naming ``name`` (and the file) if it does not parse."""
+    source = f"{name} file {text[1:]}" if text.startswith("@") else name
+    try:
+        return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{source} is not valid JSON: {err}") from None
 
 
 def atomic_copy(source: str | os.PathLike, path: str | os.PathLike) -> None:

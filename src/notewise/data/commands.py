@@ -10,20 +10,14 @@ import json
 import logging
 from pathlib import Path
 
+from notewise.atomicio import atomic_write_json, read_json_argument
+
 log = logging.getLogger("notewise.data")
 
 
 def _spec(text: str) -> dict:
     """A generation spec given inline as JSON, or as ``@path`` to a JSON file."""
-    if text.startswith("@"):
-        return json.loads(Path(text[1:]).read_text())
-    return json.loads(text)
-
-
-def _write_json(path: str | Path, value: dict) -> None:
-    from notewise.atomicio import atomic_write_bytes
-
-    atomic_write_bytes(Path(path), (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+    return read_json_argument(text)
 
 
 def build_timbres(args: argparse.Namespace) -> None:
@@ -57,14 +51,14 @@ def validate_shard(args: argparse.Namespace) -> None:
     from notewise.data.validate import validate_shard as validate
 
     report = validate(args.waveforms, args.targets, _spec(args.spec))
-    _write_json(args.output, report)
+    atomic_write_json(args.output, report)
 
 
 def validate_dataset(args: argparse.Namespace) -> None:
     from notewise.data.validate import summarize_dataset
 
     reports = [json.loads(Path(p).read_text()) for p in args.reports]
-    _write_json(args.output, summarize_dataset(reports, _spec(args.spec)))
+    atomic_write_json(args.output, summarize_dataset(reports, _spec(args.spec)))
 
 
 def assemble_meta(args: argparse.Namespace) -> None:

@@ -7,15 +7,15 @@ torch inside themselves.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
+
+from notewise.atomicio import read_json_argument
 
 log = logging.getLogger("notewise.music")
 
 
 def _json(text: str) -> dict:
-    return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    return read_json_argument(text, "--settings")
 
 
 def music_notes(args: argparse.Namespace) -> None:

@@ -27,7 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-from notewise.atomicio import atomic_write_text
+from notewise.atomicio import atomic_write_json
 
 from .settings import default, resolve_train_args
 
@@ -190,10 +190,6 @@ def _load_vocab(path: Path | None):
     return Vocabulary.load(path) if path else Vocabulary()
 
 
-def _write_json(path: Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-
-
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -312,10 +308,10 @@ def cmd_train(args) -> None:
     if _is_main_process():
         ckpt.mkdir(parents=True, exist_ok=True)
         vocab.save(ckpt / "vocab.json")
-        _write_json(ckpt / "model_config.json", cfg.to_json())
+        atomic_write_json(ckpt / "model_config.json", cfg.to_json(), indent=1, sort_keys=False)
         write_record(ckpt, record)
         summary = _data_summary(train, val)
-        _write_json(ckpt / "data_summary.json", summary)
+        atomic_write_json(ckpt / "data_summary.json", summary, indent=1, sort_keys=False)
         print(json.dumps(_brief(summary), indent=1))
     settings = TrainSettings(epochs=args.num_epochs, lr=args.learning_rate,
                              weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
@@ -377,7 +373,7 @@ def cmd_evaluate(args) -> None:
     metrics_file = args.ckpt_path / "metrics.json"
     if metrics_file.exists():
         result["epochs"] = len(json.loads(metrics_file.read_text()))
-    _write_json(args.out, result)
+    atomic_write_json(args.out, result, indent=1, sort_keys=False)
     print(json.dumps({k: v for k, v in result.items() if not k.endswith("skipped")}, indent=1))
 
 

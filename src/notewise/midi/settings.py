@@ -8,9 +8,8 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
+from notewise.atomicio import read_json_argument
 from notewise.config import ConfigError, fill_defaults, load_schema
 
 #: midi-train flag (argparse dest) -> (section, key) of the ``midi`` settings.
@@ -50,11 +49,10 @@ def parse_spec(text: str | None) -> dict:
     """A ``--spec`` value (JSON text, or ``@file``) -> the full ``midi`` settings."""
     if not text:
         return midi_settings()
-    raw = Path(text[1:]).read_text() if text.startswith("@") else text
     try:
-        spec = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--spec is not valid JSON: {err}") from None
+        spec = read_json_argument(text)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if not isinstance(spec, dict):
         raise ConfigError(f"--spec must be a JSON object, not {type(spec).__name__}")
     unknown = sorted(set(spec) - set(load_schema()["properties"]["midi"]["properties"]))

@@ -14,7 +14,6 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 log = logging.getLogger("notewise.pitch")
 
@@ -22,11 +21,11 @@ DEFAULT_CHECKPOINT = "results/models/pitch/model.pth"
 
 
 def _settings(args: argparse.Namespace) -> dict:
+    from notewise.atomicio import read_json_argument
     from notewise.pitch.settings import pitch_settings
 
     if args.spec:
-        text = Path(args.spec[1:]).read_text() if args.spec.startswith("@") else args.spec
-        return pitch_settings(json.loads(text))
+        return pitch_settings(read_json_argument(args.spec))
     import yaml
 
     with open(args.config) as fh:

@@ -33,7 +33,7 @@ from scipy.signal import resample_poly
 
 from notewise.atomicio import atomic_write_csv
 
-from .inference import Predictor, default_threshold
+from .inference import Predictor
 from .notes import frames_to_notes, write_midi
 
 __all__ = ["predict", "predict_file", "predict_frames", "read_audio", "write_prediction"]
