@@ -10,7 +10,8 @@ import pytest
 
 from notewise.data import rng
 from notewise.data.bins import BinSpec
-from notewise.data.generate import (NOTE_TABLE_DTYPES, ShardData, generate_range,
+from notewise.data.shards import NOTE_DTYPES
+from notewise.data.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
 from notewise.data.shards import write_shard
 from notewise.data.timbres import build_timbre_library
@@ -56,10 +57,10 @@ def test_shapes_dtypes_and_note_table(shard):
     assert shard.waveforms.shape == (24, 4096) and shard.waveforms.dtype == np.float32
     assert shard.confs.shape == shard.energies.shape == (24, 2048)
     assert shard.confs.dtype == shard.energies.dtype == np.float32
-    assert list(shard.notes) == list(NOTE_TABLE_DTYPES)
+    assert list(shard.notes) == list(NOTE_DTYPES)
     lengths = {len(column) for column in shard.notes.values()}
     assert len(lengths) == 1 and lengths.pop() > 24
-    for name, dtype in NOTE_TABLE_DTYPES.items():
+    for name, dtype in NOTE_DTYPES.items():
         assert shard.notes[name].dtype == dtype, name
 
 

@@ -30,7 +30,7 @@ from .chords import chord_params, chords_off
 from .labels import label_window
 from .rng import dataset_key
 from .sampler import sample_random_polyphony, sample_single_note
-from .shards import ShardWriter
+from .shards import NOTE_DTYPES, ShardWriter
 from .synth import new_scratch, render_window
 from .timbres import TimbreLibrary, build_timbre_library
 
@@ -41,18 +41,6 @@ from .timbres import TimbreLibrary, build_timbre_library
 #: over whole in ``generate_samples``.
 KIND_RANDOM_POLYPHONY = 0
 KIND_SINGLE_NOTE = 1
-
-NOTE_TABLE_DTYPES = {
-    "note_sample": np.int32,
-    "note_freq": np.float32,
-    "note_velocity": np.float32,
-    "note_timbre": np.int16,
-    "note_onset": np.int32,
-    "note_offset": np.int32,
-    "note_class": np.int8,
-    "note_weight": np.float32,
-    "note_energy_share": np.float32,
-}
 
 DEFAULT_SPEC = {
     "seed": 0,
@@ -72,7 +60,7 @@ class ShardData(NamedTuple):
     waveforms: np.ndarray  # [N, window] float32
     confs: np.ndarray  # [N, n_bins] float32 (stored as float16)
     energies: np.ndarray  # [N, n_bins] float32 (stored as float16)
-    notes: dict  # note table: NOTE_TABLE_DTYPES keys, one entry per labelled note
+    notes: dict  # note table: NOTE_DTYPES keys, one entry per labelled note
 
 
 class _Notes(NamedTuple):
@@ -262,7 +250,7 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
     window, bins = int(spec["audio"]["window"]), spec["bins"]
     waveforms, confs, energies = _output_arrays(out, len(samples), window, int(bins["n_bins"]))
     table = tuple(np.zeros(len(samples) * kind.max_notes, dtype)
-                  for dtype in NOTE_TABLE_DTYPES.values())
+                  for dtype in NOTE_DTYPES.values())
     table_length = _generate_windows(
         kind.code, dataset_key(spec["seed"], spec["dataset"]), samples, kind.polyphony,
         kind.single, float(fixed_phase), timbres.amplitudes, timbres.inharmonicity,
@@ -270,7 +258,7 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
         float(bins["f_max"]), float(spec["labels"]["sigma_bins"]), waveforms, confs, energies,
         _note_scratch(kind.max_notes), table)
     notes = {name: column[:table_length].copy()
-             for name, column in zip(NOTE_TABLE_DTYPES, table)}
+             for name, column in zip(NOTE_DTYPES, table)}
     return ShardData(waveforms, confs, energies, notes)
 
 

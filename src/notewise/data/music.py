@@ -42,7 +42,7 @@ from .bin_kernels import freq_to_bin_scalar
 from .labels import (classify_note, confidence_weight, in_label_range, label_window,
                      note_energy, visible_ratio, write_targets)
 from .rng import dataset_key, mix64, randint, random_u64
-from .shards import OPTIONAL_NOTE_DTYPES
+from .shards import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
 from .synth import PEAK_LIMIT, apply_peak_limit, new_scratch
 
 log = logging.getLogger(__name__)
@@ -485,14 +485,14 @@ def generate_music_samples(spec: dict, samples, timbres, *, out=None,
     """Samples ``samples`` of a midi_render dataset as a ``ShardData`` (row ``r`` = sample
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
     file at :func:`notes_path`."""
-    from .generate import NOTE_TABLE_DTYPES, ShardData, _output_arrays
+    from .generate import ShardData, _output_arrays
 
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
     ctx = music_context(spec, corpus, len(timbres))
     waves, confs, energies = _output_arrays(out, len(samples), ctx.window,
                                             int(spec["bins"]["n_bins"]))
-    dtypes = {**NOTE_TABLE_DTYPES, **OPTIONAL_NOTE_DTYPES}
+    dtypes = {**NOTE_DTYPES, **OPTIONAL_NOTE_DTYPES}
     columns = {k: [np.zeros(0, dt)] for k, dt in dtypes.items()}
     for row, sample in enumerate(samples):
         table = render_sample(ctx, int(sample), timbres, waves[row], confs[row], energies[row])

@@ -49,6 +49,7 @@ from numba import njit
 
 from .labels import label_window_powers
 from .rng import randint
+from .shards import NOTE_DTYPES
 
 #: ``soundfont: default``: the General MIDI SoundFont the ``pretty_midi`` wheel ships.
 DEFAULT_SOUNDFONT = "default"
@@ -402,7 +403,7 @@ def generate_soundfont_samples(spec: dict, samples, *, out=None, corpus=None):
     """Samples ``samples`` of a soundfont_render dataset as a ``ShardData`` (row ``r`` = sample
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
     dataset's notes file (``music.notes_path``)."""
-    from .generate import NOTE_TABLE_DTYPES, ShardData, _output_arrays
+    from .generate import ShardData, _output_arrays
     from .music import load_corpus, notes_path
 
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
@@ -414,8 +415,8 @@ def generate_soundfont_samples(spec: dict, samples, *, out=None, corpus=None):
     for row in piece_order(ctx, samples):  # repeated notes of a piece hit the renderer's cache
         tables[row] = render_sample(ctx, int(samples[row]), waves[row], confs[row], energies[row])
         tables[row]["note_sample"] = np.full(len(tables[row]["note_freq"]), row)
-    columns = {k: [np.zeros(0, dt)] + [t[k] for t in tables] for k, dt in NOTE_TABLE_DTYPES.items()}
-    notes = {k: np.concatenate(columns[k]).astype(dt) for k, dt in NOTE_TABLE_DTYPES.items()}
+    columns = {k: [np.zeros(0, dt)] + [t[k] for t in tables] for k, dt in NOTE_DTYPES.items()}
+    notes = {k: np.concatenate(columns[k]).astype(dt) for k, dt in NOTE_DTYPES.items()}
     return ShardData(waves, confs, energies, notes)
 
 
