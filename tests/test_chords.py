@@ -13,7 +13,6 @@ from notewise.config import fill_defaults, load_schema
 from notewise.data import chords
 from notewise.data.generate import generate_range
 from notewise.data.rng import dataset_key
-from notewise.data.timbres import build_timbre_library
 from notewise.data.validate import summarize_dataset, validate_shard
 
 from test_generate import SPEC, digest
@@ -28,10 +27,6 @@ def family_intervals(family):
 
 PITCHED_FAMILIES = ("octave", "fifth", "third", "triad", "seventh")
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return build_timbre_library()
 
 
 def with_chords(**chord_settings):

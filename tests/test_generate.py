@@ -14,7 +14,6 @@ from notewise.data.shards import NOTE_DTYPES
 from notewise.data.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
 from notewise.data.shards import write_shard
-from notewise.data.timbres import build_timbre_library
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import numpy_reference  # noqa: E402
@@ -35,10 +34,6 @@ SANITY = {**SPEC, "dataset": "sanity",
           "settings": {"kind": "single_note", "samples_per_bin": 2, "velocity": 0.8,
                        "timbre": 0}}
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return build_timbre_library()
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,12 @@ from hypothesis import strategies as st
 
 from notewise.data import labels, synth
 from notewise.data.bins import BinSpec
-from notewise.data.timbres import build_timbre_library
 
 SR = 44100.0
 W = 4096
 BINS = BinSpec()
 SIGMA = 1.5
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return build_timbre_library()
 
 
 def seed_classify_note(onset_idx, offset_idx, window_size=4096):

@@ -14,7 +14,6 @@ from notewise.data import music
 from notewise.data.generate import generate_range
 from notewise.data.labels import classify_note
 from notewise.data.shards import write_shard
-from notewise.data.timbres import build_timbre_library
 from notewise.data.validate import ShardValidationError, validate_shard
 
 W = 4096
@@ -34,10 +33,6 @@ def _piece(rng, n_notes, span_s):
             "velocity": rng.integers(1, 128, n_notes), "program": rng.integers(0, 3, n_notes),
             "track": rng.integers(0, 4, n_notes)}
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return build_timbre_library()
 
 
 @pytest.fixture(scope="module")

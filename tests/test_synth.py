@@ -7,15 +7,10 @@ from hypothesis import strategies as st
 from notewise.data import synth
 from notewise.data.rng import uniform01
 from notewise.data.sampler import steady_state_span
-from notewise.data.timbres import build_timbre_library
 
 SR = 44100.0
 W = 4096
 
-
-@pytest.fixture(scope="module")
-def lib():
-    return build_timbre_library()
 
 
 def timbre_of(lib, family):
