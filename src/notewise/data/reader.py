@@ -298,7 +298,7 @@ class DatasetReader(torch.utils.data.Dataset):
         """A shard of another build than meta.json's (a rebuild running, or one that failed
         half-way) is refused, so that no epoch mixes two builds."""
         expected = self.layout.build
-        if expected is not None and (recorded is None or str(recorded) != expected):
+        if expected is not None and str(recorded) != expected:
             raise ValueError(f"{source.targets}: a shard of build {recorded}, but "
                              f"{self.layout.root / META_NAME} describes build {expected} (a "
                              "rebuild is running or failed): rerun the build, then read again")

@@ -107,9 +107,16 @@ def predict_frames(predictor: Predictor, audio: np.ndarray, hop: int) -> pd.Data
 
 
 def _predictor(checkpoint, threshold, batch_size, device) -> Predictor:
+    """A loaded ``Predictor`` is used as it is (its own threshold, batch size and device)."""
     if isinstance(checkpoint, Predictor):
         return checkpoint
     return Predictor.load(checkpoint, threshold=threshold, batch_size=batch_size, device=device)
+
+
+def _notes(predictor: Predictor, frames: pd.DataFrame, hop: int, onset_threshold: float,
+           min_duration: float) -> pd.DataFrame:
+    return frames_to_notes(frames, hop / predictor.model.cfg.sample_rate, onset_threshold,
+                           min_duration)
 
 
 def predict(audio: np.ndarray, sample_rate: int, checkpoint, *, hop: int = 441,
@@ -122,18 +129,20 @@ def predict(audio: np.ndarray, sample_rate: int, checkpoint, *, hop: int = 441,
     and ``onset_threshold`` are the two thresholds of the hysteresis, ``min_duration`` seconds
     the shortest note kept."""
     predictor = _predictor(checkpoint, threshold, batch_size, device)
-    rate = predictor.model.cfg.sample_rate
-    frames = predict_frames(predictor, model_audio(audio, sample_rate, rate, nonfinite=nonfinite), hop)
-    return frames_to_notes(frames, hop / rate, onset_threshold, min_duration)
+    audio = model_audio(audio, sample_rate, predictor.model.cfg.sample_rate, nonfinite=nonfinite)
+    return _notes(predictor, predict_frames(predictor, audio, hop), hop, onset_threshold,
+                  min_duration)
 
 
-def predict_file(audio_path: str | Path, checkpoint, **options) -> pd.DataFrame:
-    """``predict`` of an audio file (any format libsndfile reads); ``options`` as ``predict``'s."""
-    nonfinite = options.pop("nonfinite", "error")
-    predictor = _predictor(checkpoint, options.pop("threshold", None),
-                           options.pop("batch_size", 256), options.pop("device", None))
-    rate = predictor.model.cfg.sample_rate
-    return predict(read_audio(audio_path, rate, nonfinite), rate, predictor, **options)
+def predict_file(audio_path: str | Path, checkpoint, *, hop: int = 441,
+                 threshold: float | None = None, onset_threshold: float = 0.5,
+                 min_duration: float = 0.05, batch_size: int = 256, device: str | None = None,
+                 nonfinite: str = "error") -> pd.DataFrame:
+    """``predict`` of an audio file (any format libsndfile reads), with ``predict``'s settings."""
+    predictor = _predictor(checkpoint, threshold, batch_size, device)
+    audio = read_audio(audio_path, predictor.model.cfg.sample_rate, nonfinite)
+    return _notes(predictor, predict_frames(predictor, audio, hop), hop, onset_threshold,
+                  min_duration)
 
 
 def output_kind(out) -> str:
@@ -155,13 +164,13 @@ def write_prediction(audio_path: str | Path, checkpoint, out, hop: int = 441,
     """Predict ``audio_path`` and write to ``out`` (a path or a text stream) what its name asks
     for (``output_kind``); returns the table written (frames or notes)."""
     predictor = _predictor(checkpoint, threshold, batch_size, device)
-    rate = predictor.model.cfg.sample_rate
-    frames = predict_frames(predictor, read_audio(audio_path, rate, nonfinite), hop)
+    audio = read_audio(audio_path, predictor.model.cfg.sample_rate, nonfinite)
+    frames = predict_frames(predictor, audio, hop)
     kind = output_kind(out)
     if kind == "frames":
         write_csv(frames, out)
         return frames
-    notes = frames_to_notes(frames, hop / rate, onset_threshold, min_duration)
+    notes = _notes(predictor, frames, hop, onset_threshold, min_duration)
     if kind == "midi":
         write_midi(notes, out)
     else:
