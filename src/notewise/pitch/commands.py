@@ -80,6 +80,15 @@ def predict(args: argparse.Namespace) -> None:
              time.process_time() - cpu_start)
 
 
+def package_release(args: argparse.Namespace) -> None:
+    from notewise.atomicio import read_json_argument
+    from notewise.pitch.release import package_release as package
+
+    package(args.model_dir, args.scores, args.summary, args.output,
+            read_json_argument(args.recipe, "--recipe"), args.real_eval)
+    log.info("packaged %s into %s", args.model_dir, args.output)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("train-pitch", help="train the pitch model (resumes a checkpoint)")
     _add_settings(p)
@@ -111,7 +120,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="notes of an audio file: MIDI, note CSV or frame CSV")
     p.add_argument("audio", help="audio file: any format libsndfile reads (WAV, FLAC, OGG, MP3),"
                                  " any sample rate and channel count")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--checkpoint",
+                   help="model file or directory (default: the released model in the package)")
     p.add_argument("--hop", type=int, default=441, help="samples at 44.1 kHz between windows")
     p.add_argument("--threshold", type=float,
                    help="confidence threshold of a frame (default: pitch_model.decode.threshold,"
@@ -128,3 +138,13 @@ def register(subparsers) -> None:
                    help="song.mid (MIDI), song.notes.csv (notes), any other name a frame CSV"
                         " (default: the frame CSV on standard output)")
     p.set_defaults(func=predict)
+
+    p = subparsers.add_parser("package-release",
+                              help="copy a trained model and its metrics into the package")
+    p.add_argument("--model-dir", required=True, help="release_train's model directory")
+    p.add_argument("--scores", required=True, help="release_score's JSON")
+    p.add_argument("--summary", required=True, help="release_evaluate's summary.json")
+    p.add_argument("--real-eval", help="the real-instrument table (CSV), where there is one")
+    p.add_argument("--recipe", required=True, help="the settings it was trained with (JSON or @file)")
+    p.add_argument("-o", "--output", required=True, help="the package's release directory")
+    p.set_defaults(func=package_release)

@@ -11,8 +11,8 @@ vectorised; ``notewise.pitch.notes`` joins the frames into notes.
 
 In Python, the torchcrepe way::
 
-    notes = notewise.predict(audio, sample_rate, checkpoint)   # a DataFrame of notes
-    notes = notewise.predict_file("song.flac", checkpoint)
+    notes = notewise.predict(audio, sample_rate)   # a DataFrame of notes, the released model
+    notes = notewise.predict_file("song.flac", checkpoint="my_model/model.pth")
 
 Output, by the extension of ``-o``: ``.mid``/``.midi`` a MIDI file; ``.notes.csv`` the notes
 (``onset, offset, pitch, f0_hz, velocity, confidence``); any other name (and standard output) the
@@ -107,9 +107,14 @@ def predict_frames(predictor: Predictor, audio: np.ndarray, hop: int) -> pd.Data
 
 
 def _predictor(checkpoint, threshold, batch_size, device) -> Predictor:
-    """A loaded ``Predictor`` is used as it is (its own threshold, batch size and device)."""
+    """A loaded ``Predictor`` is used as it is (its own threshold, batch size and device);
+    ``None`` is the released model shipped in the package."""
     if isinstance(checkpoint, Predictor):
         return checkpoint
+    if checkpoint is None:
+        from .release import release_checkpoint
+
+        checkpoint = release_checkpoint()
     return Predictor.load(checkpoint, threshold=threshold, batch_size=batch_size, device=device)
 
 
@@ -119,13 +124,13 @@ def _notes(predictor: Predictor, frames: pd.DataFrame, hop: int, onset_threshold
                            min_duration)
 
 
-def predict(audio: np.ndarray, sample_rate: int, checkpoint, *, hop: int = 441,
+def predict(audio: np.ndarray, sample_rate: int, checkpoint=None, *, hop: int = 441,
             threshold: float | None = None, onset_threshold: float = 0.5,
             min_duration: float = 0.05, batch_size: int = 256, device: str | None = None,
             nonfinite: str = "error") -> pd.DataFrame:
     """The notes (``notes.NOTE_COLUMNS``, times in seconds) of ``audio`` (``[samples]`` or
-    ``[samples, channels]`` at ``sample_rate`` Hz). ``checkpoint``: a model file or a loaded
-    ``Predictor``; ``threshold`` (frames; default the schema's ``pitch_model.decode.threshold``)
+    ``[samples, channels]`` at ``sample_rate`` Hz). ``checkpoint``: a model file, a loaded
+    ``Predictor``, or None for the released model shipped in the package; ``threshold`` (frames; default the schema's ``pitch_model.decode.threshold``)
     and ``onset_threshold`` are the two thresholds of the hysteresis, ``min_duration`` seconds
     the shortest note kept."""
     predictor = _predictor(checkpoint, threshold, batch_size, device)
@@ -134,7 +139,7 @@ def predict(audio: np.ndarray, sample_rate: int, checkpoint, *, hop: int = 441,
                   min_duration)
 
 
-def predict_file(audio_path: str | Path, checkpoint, *, hop: int = 441,
+def predict_file(audio_path: str | Path, checkpoint=None, *, hop: int = 441,
                  threshold: float | None = None, onset_threshold: float = 0.5,
                  min_duration: float = 0.05, batch_size: int = 256, device: str | None = None,
                  nonfinite: str = "error") -> pd.DataFrame:
