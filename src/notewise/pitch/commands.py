@@ -1,4 +1,5 @@
-"""``notewise`` subcommands of the pitch model: train-pitch, evaluate-pitch, plot-pitch, predict.
+"""``notewise`` subcommands of the pitch model: train-pitch, evaluate-pitch, plot-pitch, predict,
+package-release, export-pitch.
 
 Handlers import torch (through the pitch modules) inside themselves, so ``notewise --help`` and
 the data-generation commands start without it. The workflow passes the ``pitch_model`` settings
@@ -89,6 +90,17 @@ def package_release(args: argparse.Namespace) -> None:
     log.info("packaged %s into %s", args.model_dir, args.output)
 
 
+def export_pitch(args: argparse.Namespace) -> None:
+    from notewise.pitch.export import export_pitch as export
+
+    try:
+        diffs = export(args.checkpoint, args.output, opset=args.opset, atol=args.atol)
+    except ImportError as err:  # onnx/onnxscript missing: a message, not a traceback
+        raise ValueError(str(err)) from err
+    log.info("wrote %s%s", args.output,
+             f"; max |difference| from PyTorch: {diffs}" if diffs else " (not checked)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("train-pitch", help="train the pitch model (resumes a checkpoint)")
     _add_settings(p)
@@ -148,3 +160,12 @@ def register(subparsers) -> None:
     p.add_argument("--recipe", required=True, help="the settings it was trained with (JSON or @file)")
     p.add_argument("-o", "--output", required=True, help="the package's release directory")
     p.set_defaults(func=package_release)
+
+    p = subparsers.add_parser("export-pitch", help="the pitch model as ONNX or TorchScript")
+    p.add_argument("checkpoint", help="model.pth, its checkpoint directory, or a save_model file")
+    p.add_argument("output", help="out.onnx (ONNX) or out.pt / .ts / .torchscript (TorchScript)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 18 or newer (default: 18)")
+    p.add_argument("--atol", type=float, default=1e-3,
+                   help="largest |exported - PyTorch| logit accepted by the check before the file"
+                        " is written (default: %(default)s)")
+    p.set_defaults(func=export_pitch)
