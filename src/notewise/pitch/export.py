@@ -43,11 +43,12 @@ IO_KEY = "notewise.io"  # ONNX metadata_props: what the input and outputs are
 MIN_OPSET = 18  # ScatterElements reduction="max" (the front end's pooling) is opset 18
 DEFAULT_OPSET = 18
 # The check before the rename: max |exported - PyTorch| over the logits. float32 FFTs of
-# 32768 points in two libraries differ by ~1e-7 of the spectrum's peak; the dB, the level map and
-# the stack keep that near 1e-5 on trained weights (measured figures: docs/pitch_model.md), so
-# 1e-3 (a sigmoid difference below 2.5e-4) passes every correct export and fails a wrong graph,
-# whose logits differ by O(1).
-DEFAULT_ATOL = 1e-3
+# window * fft_oversample points (8192 by default) in two libraries differ by ~1e-7 of the
+# spectrum's peak; the dB map and the stack turn that into logit differences of ~1e-4 on trained
+# weights (5.2e-4 at worst over 200 windows, 8.6e-5 on the check's own windows; figures in
+# docs/pitch_model.md). 5e-3 (a probability difference below 1.3e-3) is 10x the worst measured
+# and still fails a wrong graph, whose logits differ by O(1).
+DEFAULT_ATOL = 5e-3
 CHECK_BATCHES = (1, 5)  # the dynamic batch axis is checked at a size other than the traced one
 FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
            ".torchscript": "torchscript"}
