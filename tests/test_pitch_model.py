@@ -123,3 +123,8 @@ def test_the_head_writes_position_k_s_plus_j_from_its_channel_j():
 def test_a_stride_must_divide_the_bins():
     with pytest.raises(ValueError, match="stride 7 does not divide n_bins 2048"):
         PitchModelConfig(stride=7)
+
+
+def test_a_config_written_before_strides_reads_as_stride_one():
+    old = {k: v for k, v in SMALL.to_dict().items() if k != "stride"}
+    assert PitchModelConfig.from_dict(old) == SMALL

@@ -75,6 +75,7 @@ class PitchModelConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "PitchModelConfig":
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known.setdefault("stride", 1)  # written before the stack had strides
         for key in ("harmonics", "dilations"):
             if key in known:
                 known[key] = tuple(known[key])
