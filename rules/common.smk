@@ -247,6 +247,8 @@ RELEASE = fill_defaults(load_schema()["properties"]["pitch_release"], config.get
 RELEASE_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
                                "pitch_model": config.get("pitch_model", {}),
                                "music_matrix": RELEASE})
+#: The released model's training settings: pitch_model.train under pitch_release.train.
+RELEASE_TRAIN = {**PITCH["train"], **RELEASE["train"]}
 RELEASE_DIR = "results/release/pitch"
 RELEASE_PACKAGE_DIR = "src/notewise/pitch/release"
 

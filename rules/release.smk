@@ -19,9 +19,10 @@ rule release_train:
         spec=RELEASE_SPEC,
         code=MATRIX_CODE,
         dirs=release_dataset_dirs(RELEASE["datasets"]),
-    threads: 2
+        launcher=torchrun_launcher(RELEASE_TRAIN["nproc"], RELEASE_TRAIN["threads"]),
+    threads: RELEASE_TRAIN["threads"]
     resources:
-        **training_resources("release_train", PITCH["train"]["device"], 1),
+        **training_resources("release_train", RELEASE_TRAIN["device"], RELEASE_TRAIN["nproc"]),
     log:
         "results/logs/release_train/all.log",
     benchmark:
@@ -29,7 +30,7 @@ rule release_train:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} notewise music-matrix-train --spec {params.spec:q}"
+        "{params.launcher} music-matrix-train --spec {params.spec:q}"
         " --train {params.dirs} -o {RELEASE_DIR} 2> {log}"
 
 
