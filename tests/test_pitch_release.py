@@ -104,3 +104,13 @@ def test_the_shipped_model_transcribes_a_chord_and_carries_its_evaluation():
     assert scored == set(evaluation["recipe"]["pitch_release"]["eval"])
     assert all(0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
                for row in evaluation["scores"])
+
+
+def test_the_sweep_trains_on_no_held_out_piece_or_soundfont():
+    with open(REPO_ROOT / "config.yaml") as fh, open(REPO_ROOT / "configs/sweep.yaml") as sf:
+        config = merged(yaml.safe_load(fh), yaml.safe_load(sf))
+    check_config(config)
+    real_eval.check_held_out(config)
+    matrix = config["music_matrix"]
+    trained = {d for datasets in matrix["models"].values() for d in datasets}
+    assert not trained & set(matrix["eval"].values())  # chosen on sets no candidate trains on
