@@ -121,6 +121,11 @@ def main() -> None:
     print("   precision/recall/f1: against the labelled offsets (room tail included), by note;"
           " mp_f1: the same with mir_eval.multipitch (50 cents); key_*: against key releases")
     print(fmt(table, list(table.columns)))
+    for c in (1, 2, 3, 4):
+        of = notes.note_class == c
+        print(f"   class {c}: {int(of.sum())} notes, {int((of & notes.sounding(0.5)).sum())}"
+              f" sounding at the centre, {int((of & notes.sounding(1.0, key=True)).sum())} with"
+              " the key down at the end")
 
     t0 = time.perf_counter()
     predictor = Predictor.load(args.checkpoint, device="cpu")
