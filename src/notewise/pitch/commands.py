@@ -74,7 +74,8 @@ def predict(args: argparse.Namespace) -> None:
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     out = args.output if args.output and args.output != "-" else sys.stdout
     table = write_prediction(args.audio, args.checkpoint, out, hop=args.hop,
-                             threshold=args.threshold, onset_threshold=args.onset_threshold,
+                             stamp=args.stamp, threshold=args.threshold,
+                             onset_threshold=args.onset_threshold,
                              min_duration=args.min_duration, batch_size=args.batch_size,
                              device=args.device, nonfinite=args.nonfinite)
     log.info("%d rows; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
@@ -135,6 +136,10 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint",
                    help="model file or directory (default: the released model in the package)")
     p.add_argument("--hop", type=int, default=441, help="samples at 44.1 kHz between windows")
+    p.add_argument("--stamp", type=float,
+                   help="where in its window a window's notes are placed in time, a fraction of"
+                        " the window: 0.5 its centre, 1.0 its end (default:"
+                        " pitch_model.decode.stamp, measured on validation music)")
     p.add_argument("--threshold", type=float,
                    help="confidence threshold of a frame (default: pitch_model.decode.threshold,"
                         " 0.3)")
