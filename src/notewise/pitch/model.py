@@ -186,17 +186,25 @@ class HarmonicSpectrum(nn.Module):
             return stack[:, self.shift_index], fundamental.transpose(1, 2)
 
 
+def conv_along_bins(layer: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``layer`` on ``[B, C, 1, positions]`` as a ``1 x kernel`` 2-D convolution: in the
+    channels-last layout PyTorch's CPU kernels run the stack's narrow convolutions several times
+    faster than ``conv1d`` (the same weights, the same sums)."""
+    return F.conv2d(x, layer.weight.unsqueeze(2), layer.bias, padding=(0, layer.padding[0]),
+                    dilation=(1, layer.dilation[0]))
+
+
 class ResidualBlock(nn.Module):
-    """``x + conv(gelu(bn(x)))``, a dilated convolution along frequency."""
+    """``x + conv(gelu(bn(x)))``, a dilated convolution along frequency, on ``[B, C, 1, L]``."""
 
     def __init__(self, width: int, kernel: int, dilation: int):
         super().__init__()
-        self.norm = nn.BatchNorm1d(width)
+        self.norm = nn.BatchNorm2d(width)
         self.conv = nn.Conv1d(width, width, kernel, dilation=dilation,
                               padding=dilation * (kernel - 1) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(F.gelu(self.norm(x)))
+        return x + conv_along_bins(self.conv, F.gelu(self.norm(x)))
 
 
 CONFIDENCE_PRIOR_LOGIT = -6.0
@@ -220,7 +228,7 @@ class PitchModel(nn.Module):
         channels = len(c.harmonics) + 1 + (c.stride if c.stride > 1 else 0)
         self.stem = nn.Conv1d(channels, c.width, 5, padding=2)
         self.blocks = nn.Sequential(*[ResidualBlock(c.width, c.kernel, d) for d in c.dilations])
-        self.head_norm = nn.BatchNorm1d(c.width)
+        self.head_norm = nn.BatchNorm2d(c.width)
         # the head also sees the front end itself: the exact spectral peak positions, for sub-bin
         # accuracy the stack would otherwise have to carry through every block
         head_kernel = 1 if c.stride == 1 else 3
@@ -237,11 +245,12 @@ class PitchModel(nn.Module):
         return torch.cat(parts + [fundamental] if self.cfg.stride > 1 else parts, dim=1)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.features(waveform)
-        x = self.blocks(self.stem(features))
-        out = self.head(torch.cat([F.gelu(self.head_norm(x)), features], dim=1))
+        features = self.features(waveform).unsqueeze(2).contiguous(
+            memory_format=torch.channels_last)
+        x = self.blocks(conv_along_bins(self.stem, features))
+        out = conv_along_bins(self.head, torch.cat([F.gelu(self.head_norm(x)), features], dim=1))
         batch, stride = out.shape[0], self.cfg.stride  # channel o * stride + j: bin k * stride + j
-        out = out.view(batch, 2, stride, -1).transpose(2, 3).reshape(batch, 2, -1)
+        out = out.reshape(batch, 2, stride, -1).transpose(2, 3).reshape(batch, 2, -1)
         return out[:, 0], out[:, 1]
 
 
