@@ -114,3 +114,24 @@ def test_the_sweep_trains_on_no_held_out_piece_or_soundfont():
     matrix = config["music_matrix"]
     trained = {d for datasets in matrix["models"].values() for d in datasets}
     assert not trained & set(matrix["eval"].values())  # chosen on sets no candidate trains on
+
+
+@pytest.mark.timeout(300)
+def test_the_release_path_retrained_gives_the_same_model_and_metrics(tmp_path):
+    """What makes `pitch_release` reproducible: its trainer (a mixture of datasets, the
+    matrix trainer) twice from nothing on CPU gives the same weights and metrics."""
+    from notewise.pitch.matrix import train_matrix_model
+    from notewise.pitch.train import WALL_CLOCK_METRICS
+    from notewise.training import deterministic_metrics
+
+    from pitch_helpers import make_dataset, tiny_settings
+
+    sources = [make_dataset(tmp_path / "random", num_samples=24, seed=1),
+               make_dataset(tmp_path / "chords", num_samples=24, seed=2, chords={"share": 0.5})]
+    runs = [train_matrix_model(tiny_settings(epochs=2), sources, 32, tmp_path / f"run{k}")
+            for k in range(2)]
+    same = [[{k: v for k, v in rec.items() if k not in WALL_CLOCK_METRICS}
+             for rec in deterministic_metrics(history)] for history in runs]
+    assert same[0] == same[1] and len(same[0]) == 2
+    a, b = (torch.load(tmp_path / f"run{k}" / "model.pth", weights_only=True) for k in range(2))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
