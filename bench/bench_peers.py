@@ -1,18 +1,18 @@
 """notewise next to basic-pitch on the real-instrument evaluation's files, same mir_eval settings.
 
-    snakemake -j2 real_eval        # renders the clips, runs notewise predict on each
+    snakemake -j2 real_eval        # renders the clips (and scores the workflow's model)
     .venv/bin/python bench/bench_peers.py [--audio-dir results/real_eval/audio]
-        [--ours results/real_eval/notewise]
+        [--checkpoint MODEL]       # default: the released model shipped in the package
 
 Runs basic-pitch 0.4.0 (its bundled ONNX model, offline: ``pip install --no-deps basic-pitch``
 plus the ``peers`` extra) on every WAV of ``--audio-dir`` (held-out Bach pieces through a held-out
 SoundFont, see ``notewise.pitch.real_eval``), in this process, and prints ``mir_eval.multipitch``
 precision / recall / F1 (frame level, 10 ms, 50 cents, pooled per texture and instrument) of
-notewise's ``notewise predict`` CSVs (``--ours``, written by the workflow) beside basic-pitch's
-frame posteriorgram > 0.3 and its note events, plus each tool's CPU seconds per minute of audio,
-both measured here on the same files (model loading included; notewise through ``write_prediction``,
-the command's path, with ``--checkpoint``, the model the workflow's predictions came from), and
-notewise's predict jobs' from their benchmark files (process start included) when present.
+``notewise predict``'s frames (run here, its defaults: the released model or ``--checkpoint``,
+one thread) beside basic-pitch's frame posteriorgram > 0.3 and its note events, plus each tool's
+CPU seconds per minute of audio, both measured here on the same files (model loading included;
+notewise through ``write_prediction``, the command's path), and the workflow's predict jobs'
+from their benchmark files (process start included) when present.
 """
 from __future__ import annotations
 
@@ -50,26 +50,28 @@ def predict_cpu_seconds(names, benchmarks: Path) -> float | None:
     return total
 
 
-def notewise_cpu_seconds(wavs, checkpoint) -> float:
-    """CPU seconds of ``notewise predict``'s path on ``wavs``, loading the model included."""
+def notewise_cpu_seconds(wavs, checkpoint, out_dir) -> float:
+    """CPU seconds of ``notewise predict``'s path (its defaults, one thread) on ``wavs``, the
+    frame CSVs written to ``out_dir``, loading the model included."""
+    import torch
+
     from notewise.pitch.inference import Predictor
     from notewise.pitch.predict import write_prediction
+    from notewise.pitch.release import release_checkpoint
 
-    with tempfile.TemporaryDirectory() as out:
-        start = time.process_time()
-        predictor = Predictor.load(checkpoint, device="cpu")
-        for wav in wavs:
-            write_prediction(wav, predictor, Path(out) / f"{wav.stem}.csv")
-        return time.process_time() - start
+    torch.set_num_threads(1)
+    start = time.process_time()
+    predictor = Predictor.load(checkpoint or release_checkpoint(), device="cpu")
+    for wav in wavs:
+        write_prediction(wav, predictor, Path(out_dir) / f"{wav.stem}.csv")
+    return time.process_time() - start
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio-dir", default="results/real_eval/audio")
-    parser.add_argument("--ours", default="results/real_eval/notewise")
     parser.add_argument("--benchmarks", default="results/benchmarks/real_eval_predict")
-    parser.add_argument("--checkpoint", default="results/models/pitch/model.pth",
-                        help="the model whose predictions --ours holds (timed here)")
+    parser.add_argument("--checkpoint", help="notewise's model (default: the released one)")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
     args = parser.parse_args()
     audio_dir = Path(args.audio_dir)
@@ -83,15 +85,17 @@ def main() -> int:
         return 1
     manifest = json.loads((audio_dir / "manifest.json").read_text())
     names = list(manifest["clips"])
-    with tempfile.TemporaryDirectory() as peer_dir:
+    wavs = [audio_dir / f"{n}.wav" for n in names]
+    with tempfile.TemporaryDirectory() as peer_dir, tempfile.TemporaryDirectory() as ours_dir:
+        ours_here = notewise_cpu_seconds(wavs, args.checkpoint, ours_dir)
         start = time.process_time()
-        write_peer_frames([audio_dir / f"{n}.wav" for n in names], peer_dir)
+        write_peer_frames(wavs, peer_dir)
         peer_cpu = time.process_time() - start
-        table = score(audio_dir, args.ours, peer_dir)
+        table = score(audio_dir, ours_dir, peer_dir)
     minutes = audio_minutes(audio_dir, names)
-    print(f"{len(names)} clips, {minutes:.2f} min of audio, SoundFont {manifest['soundfont']}")
+    print(f"{len(names)} clips, {minutes:.2f} min of audio, SoundFont {manifest['soundfont']},"
+          f" notewise model {args.checkpoint or 'released'}")
     print(side_by_side(table, markdown=args.markdown))
-    ours_here = notewise_cpu_seconds([audio_dir / f"{n}.wav" for n in names], args.checkpoint)
     print(f"CPU s per audio minute (this process, model loading included): basic-pitch"
           f" {peer_cpu / minutes:.2f}, notewise {ours_here / minutes:.2f}")
     ours_jobs = predict_cpu_seconds(names, Path(args.benchmarks))
