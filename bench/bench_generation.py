@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy_reference  # noqa: E402
 from timing import best_interleaved  # noqa: E402
 
-from notewise.data.generate import generate_range, write_generated_shard  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.synth.generate import generate_range, write_generated_shard  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 DEFAULT_POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 

@@ -28,9 +28,9 @@ from notewise.config import generation_spec, with_defaults  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import best_seconds  # noqa: E402
-from notewise.data import music  # noqa: E402
-from notewise.data.generate import generate_range  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.music import render as music  # noqa: E402
+from notewise.synth.generate import generate_range  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 AUGMENTATIONS = ("gain", "noise", "detune", "vibrato", "room", "timbre_mix")
 

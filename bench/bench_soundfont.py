@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_music_generation import synthetic_corpus  # noqa: E402
 from timing import best_interleaved  # noqa: E402
-from notewise.data import music, soundfont  # noqa: E402
-from notewise.data.generate import generate_range  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.music import render as music, soundfont  # noqa: E402
+from notewise.synth.generate import generate_range  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 
 def child_cpu_seconds(command: list[str]) -> float:

@@ -29,10 +29,10 @@ import numpy_reference  # noqa: E402
 from bench_generation import make_spec  # noqa: E402
 from timing import best_seconds  # noqa: E402
 
-from notewise.data import synth  # noqa: E402
-from notewise.data.generate import KIND_RANDOM_POLYPHONY, _draw_notes, _note_scratch, kind_params  # noqa: E402
-from notewise.data.rng import dataset_key  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.synth import oscillator as synth  # noqa: E402
+from notewise.synth.generate import KIND_RANDOM_POLYPHONY, _draw_notes, _note_scratch, kind_params  # noqa: E402
+from notewise.synth.rng import dataset_key  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 
 @njit

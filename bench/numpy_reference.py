@@ -1,6 +1,6 @@
 """Plain NumPy implementation of the generation algorithm, for the speed ratio and cross-checks.
 
-The same algorithm as ``notewise.data.generate`` (same counter-RNG draws, envelope, Clenshaw
+The same algorithm as ``notewise.synth.generate`` (same counter-RNG draws, envelope, Clenshaw
 recurrence across harmonics in float32, peak limit and labels) written the way one writes
 NumPy: one array operation over a note's visible samples per step, Python loops over windows,
 notes and harmonics. It is honest (no deliberate slowness: buffers are preallocated and the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from notewise.data.rng import dataset_key
+from notewise.synth.rng import dataset_key
 
 MASK64 = (1 << 64) - 1
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
@@ -55,7 +55,7 @@ def randint(key, sample, draws, low, high) -> np.ndarray:
 
 
 def sample_random_polyphony(key, sample, settings, timbre_ids, window):
-    """Notes of one window as a dict of arrays (same draws as notewise.data.sampler)."""
+    """Notes of one window as a dict of arrays (same draws as notewise.synth.sampler)."""
     choices = np.asarray(settings["polyphony"], np.int64)
     polyphony = int(choices[randint(key, sample, [0], 0, len(choices) - 1)[0]])
     base = 1 + DRAWS_PER_NOTE * np.arange(polyphony)
@@ -256,7 +256,7 @@ def label_window(notes, timbres, sample_rate, window, bins, sigma, conf_row, ene
 
 
 def generate_range(spec, start, count, timbres, fixed_phase=None):
-    """Same contract as ``notewise.data.generate.generate_range`` (returns a dict)."""
+    """Same contract as ``notewise.synth.generate.generate_range`` (returns a dict)."""
     window, sample_rate = spec["audio"]["window"], float(spec["audio"]["sample_rate"])
     bins, sigma, settings = spec["bins"], spec["labels"]["sigma_bins"], spec["settings"]
     key = dataset_key(spec["seed"], spec["dataset"])

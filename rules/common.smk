@@ -8,13 +8,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from notewise import compute as _compute
+from notewise.workflow import resources as _compute
 from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
                              load_schema, shard_plan)
-from notewise.data.codehash import (generator_code_hash, notes_code_hash, source_hash,
+from notewise.workflow.codehash import (generator_code_hash, notes_code_hash, source_hash,
                                     timbre_code_hash)
-from notewise.data.music import NOTES_FILE
-from notewise.data.shards import build_id
+from notewise.music.render import NOTES_FILE
+from notewise.store.shards import build_id
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.pitch.settings import code_hash, pitch_settings
 
@@ -59,7 +59,7 @@ def dataset_build_id(wildcards):
     return build_id(generation_spec(config, wildcards.dataset), code)
 
 
-# Cluster resources (the `compute:` config section, notewise.compute; docs/cluster.md).
+# Cluster resources (the `compute:` config section, notewise.workflow.resources; docs/cluster.md).
 # Shard jobs are sized by their sample count and form the group "shards", so that
 # `--group-components shards=N` packs N shards into one cluster job. Cheap bookkeeping rules
 # (seconds, little memory) run inside the main snakemake process, never as cluster jobs.
@@ -88,7 +88,7 @@ def training_resources(rule, device, nproc):
 
 onstart:
     # Under the SLURM executor: fail before the first sbatch if a job asks for more than any node
-    # of its partition has (it would pend forever); notewise.compute.check_workflow_on_slurm.
+    # of its partition has (it would pend forever); notewise.workflow.resources.check_workflow_on_slurm.
     try:
         for _warning in _compute.check_workflow_on_slurm(workflow, COMPUTE):
             print(_warning, file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from notewise.data.bins import BinSpec
+from notewise.synth.bins import BinSpec
 
 SR, WINDOW, SIGMA = 44100, 4096, 1.5
 BINS = BinSpec()
@@ -76,9 +76,9 @@ def make_dataset(path, kind: str = "random_polyphony", num_samples: int = 64, se
     from pathlib import Path
 
     from notewise.config import generation_spec, shard_plan
-    from notewise.data.generate import generate_range
-    from notewise.data.shards import targets_path, waveform_path, write_shard
-    from notewise.data.timbres import build_timbre_library
+    from notewise.synth.generate import generate_range
+    from notewise.store.shards import targets_path, waveform_path, write_shard
+    from notewise.synth.timbres import build_timbre_library
 
     path = Path(path)
     name = path.name

@@ -11,15 +11,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from notewise.data.bins import BinSpec
-from notewise.data.shards import shard_name
+from notewise.synth.bins import BinSpec
+from notewise.store.shards import shard_name
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 
 
 class ShardData(NamedTuple):
-    """Same fields as ``notewise.data.generate.ShardData``."""
+    """Same fields as ``notewise.synth.generate.ShardData``."""
 
     waveforms: np.ndarray
     confs: np.ndarray
@@ -105,9 +105,9 @@ def fake_shard(n=64, spec=None, seed=0) -> ShardData:
 def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True, build=None):
     """A current-format dataset with shards of the given sizes, validated, with meta.json;
     ``build``: the build id its shards and meta.json record."""
-    from notewise.data.meta import build_meta, write_meta
-    from notewise.data.shards import targets_path, waveform_path, write_shard
-    from notewise.data.validate import summarize_dataset, validate_shard
+    from notewise.store.meta import build_meta, write_meta
+    from notewise.store.shards import targets_path, waveform_path, write_shard
+    from notewise.store.validate import summarize_dataset, validate_shard
 
     spec = spec or make_spec()
     reports = []
@@ -140,8 +140,8 @@ def build_with_cli(results, config, dataset):
     assemble-meta), in process; returns the dataset directory."""
     from notewise.cli import main
     from notewise.config import canonical_json, check_config, generation_spec, shard_plan
-    from notewise.data.codehash import generator_code_hash
-    from notewise.data.shards import relative_shard_paths
+    from notewise.workflow.codehash import generator_code_hash
+    from notewise.store.shards import relative_shard_paths
 
     full = check_config(config)
     timbres = results / "timbres" / "timbres.npz"

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.data.bin_kernels import bin_to_freq_scalar, freq_to_bin_scalar
-from notewise.data.bins import BinSpec
+from notewise.synth.bin_kernels import bin_to_freq_scalar, freq_to_bin_scalar
+from notewise.synth.bins import BinSpec
 
 SPEC = BinSpec()
 

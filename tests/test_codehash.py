@@ -1,6 +1,6 @@
 """The generator code hash changes exactly when generator source changes."""
 
-from notewise.data.codehash import GENERATOR_MODULES, source_hash
+from notewise.workflow.codehash import GENERATOR_MODULES, source_hash
 
 
 def write_modules(directory, texts):
@@ -26,13 +26,13 @@ def test_notes_hash_covers_every_module_music_notes_loads(tmp_path):
     import subprocess
     import sys
 
-    from notewise.data.codehash import NOTES_MODULES
+    from notewise.workflow.codehash import NOTES_MODULES
     from test_music_render import _midi_file
 
     root = tmp_path / "corpus"
     (root / "train").mkdir(parents=True)
     _midi_file(root / "train" / "a.mid", 500_000, [[(0, 480, 60, 100)]])
-    code = ("import sys, json\nfrom notewise.data.music import build_corpus_file\n"
+    code = ("import sys, json\nfrom notewise.music.render import build_corpus_file\n"
             f"build_corpus_file({str(root)!r}, 'train', {str(tmp_path / 'notes.npz')!r})\n"
             "print(json.dumps(sorted(sys.modules)))\n")
     run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
@@ -45,7 +45,7 @@ def test_notes_hash_covers_every_module_music_notes_loads(tmp_path):
 
 
 def test_notes_hash_follows_the_midi_reading_code(tmp_path):
-    from notewise.data.codehash import NOTES_MODULES
+    from notewise.workflow.codehash import NOTES_MODULES
 
     for name in NOTES_MODULES:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from notewise.data import rng
-from notewise.data.bins import BinSpec
-from notewise.data.shards import NOTE_DTYPES
-from notewise.data.generate import (ShardData, generate_range,
+from notewise.synth import rng
+from notewise.synth.bins import BinSpec
+from notewise.store.shards import NOTE_DTYPES
+from notewise.synth.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
-from notewise.data.shards import write_shard
+from notewise.store.shards import write_shard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import numpy_reference  # noqa: E402
@@ -215,6 +215,6 @@ def test_numba_path_agrees_with_the_numpy_reference(lib, spec, start):
 
 
 def test_generation_path_does_not_import_torch():
-    code = ("import sys, notewise.data.generate, notewise.data.timbres; "
+    code = ("import sys, notewise.synth.generate, notewise.synth.timbres; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

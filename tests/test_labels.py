@@ -4,8 +4,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from notewise.data import labels, synth
-from notewise.data.bins import BinSpec
+from notewise.synth import labels, synth
+from notewise.synth.bins import BinSpec
 
 SR = 44100.0
 W = 4096

@@ -1,5 +1,5 @@
 """Music-driven windows (kind midi_render): note selection, classes, rendering, validation,
-determinism and corpus reading (notewise.data.music)."""
+determinism and corpus reading (notewise.music.render)."""
 import copy
 import hashlib
 
@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notewise.config import ConfigError, check_config
-from notewise.data import music
-from notewise.data.generate import generate_range
-from notewise.data.labels import classify_note
-from notewise.data.shards import write_shard
-from notewise.data.validate import ShardValidationError, validate_shard
+from notewise.music import render as music
+from notewise.synth.generate import generate_range
+from notewise.synth.labels import classify_note
+from notewise.store.shards import write_shard
+from notewise.store.validate import ShardValidationError, validate_shard
 
 W = 4096
 SR = 44100

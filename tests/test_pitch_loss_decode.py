@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.data.bins import BinSpec
+from notewise.synth.bins import BinSpec
 from notewise.pitch.decode import decode, find_peaks
 from notewise.pitch.loss import confidence_loss, energy_kl, pitch_loss
 

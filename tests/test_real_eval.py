@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from notewise.config import REPO_ROOT, ConfigError
-from notewise.data import music, soundfont
+from notewise.music import render as music, soundfont
 from notewise.pitch import peers, real_eval
 
 SETTINGS = {"soundfont": "default", "corpus": "bach", "split": "val", "val_percent": 20,

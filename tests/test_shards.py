@@ -12,11 +12,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from notewise.data import shards
-from notewise.data.f16 import float32_to_float16, hardware_conversion
-from notewise.data.generate import generate_single_note
-from notewise.data.npzfile import npz_bytes
-from notewise.data.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
+from notewise.store import shards
+from notewise.store.f16 import float32_to_float16, hardware_conversion
+from notewise.synth.generate import generate_single_note
+from notewise.store.npzfile import npz_bytes
+from notewise.store.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
                                   read_targets, samples_per_shard, sha256_file, write_shard)
 
 from shardkit import fake_shard
@@ -124,7 +124,7 @@ def test_shard_size_in_gigabytes():
 
 
 def test_dataset_writer_is_the_seeds_api(tmp_path):
-    from notewise.data.reader import DatasetReader
+    from notewise.loading.reader import DatasetReader
 
     size_gb = 5.5 * shards.bytes_per_sample() / 1e9  # five samples per shard
     with DatasetWriter(tmp_path / "ds", shard_size_gb=size_gb) as writer:
@@ -182,7 +182,7 @@ def test_fast_float16_conversion_has_numpys_bits(hardware):
 
 
 def test_the_hardware_float16_path_is_refused_where_the_target_cpu_lacks_it(monkeypatch):
-    from notewise.data import f16
+    from notewise.store import f16
 
     monkeypatch.setattr(f16, "_HARDWARE", False)
     with pytest.raises(ValueError, match="no float16 conversion instruction"):
@@ -197,7 +197,7 @@ def test_shard_jobs_import_what_they_need_only(tmp_path):
     ``notewise.data`` module that generate-shard loads is in the generator code hash (so that
     changing it rebuilds the shards) or is CLI glue."""
     from notewise.config import canonical_json
-    from notewise.data.codehash import GENERATOR_MODULES, TIMBRE_MODULES
+    from notewise.workflow.codehash import GENERATOR_MODULES, TIMBRE_MODULES
 
     spec = {"seed": 3, "dataset": "t", "audio": {"sample_rate": 44100, "window": 4096},
             "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0}, "labels": {"sigma_bins": 1.5},

@@ -1,4 +1,4 @@
-"""Sampled-instrument windows (kind soundfont_render, notewise.data.soundfont): the mixture is the
+"""Sampled-instrument windows (kind soundfont_render, notewise.music.soundfont): the mixture is the
 sum of the notes' own signals, shares are their measured power, key-release labels, determinism,
 validation, and SoundFont errors that name the file."""
 import numpy as np
@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notewise.config import ConfigError, check_config
-from notewise.data import music, soundfont
-from notewise.data.generate import generate_range
-from notewise.data.labels import classify_note
-from notewise.data.synth import PEAK_LIMIT
-from notewise.data.validate import validate_shard
+from notewise.music import render as music, soundfont
+from notewise.synth.generate import generate_range
+from notewise.synth.labels import classify_note
+from notewise.synth.oscillator import PEAK_LIMIT
+from notewise.store.validate import validate_shard
 
 from test_music_render import write
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from notewise.data.shards import targets_path, waveform_path, write_shard
-from notewise.data.validate import (DatasetValidationError, ShardValidationError, summarize_dataset,
+from notewise.store.shards import targets_path, waveform_path, write_shard
+from notewise.store.validate import (DatasetValidationError, ShardValidationError, summarize_dataset,
                                     validate_dataset_dir, validate_shard)
 
 from shardkit import fake_shard, make_spec, write_dataset
@@ -148,8 +148,8 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
     check names the damage (the data itself is covered by zip's CRC-32)."""
     import zipfile
 
-    from notewise.data.npzfile import npz_members
-    from notewise.data.validate import npz_container_problem
+    from notewise.store.npzfile import npz_members
+    from notewise.store.validate import npz_container_problem
 
     write_shard(tmp_path / "w.npy", tmp_path / "t.npz", fake_shard(4))
     raw = (tmp_path / "t.npz").read_bytes()
@@ -174,8 +174,8 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
 
 def test_every_dataset_kind_has_validation_rules():
     """A kind added to the generator without rules here fails this test, not a user's build."""
-    from notewise.data.generate import KIND_BUILDERS
-    from notewise.data.validate import KIND_RULES, kind_rules
+    from notewise.synth.generate import KIND_BUILDERS
+    from notewise.store.validate import KIND_RULES, kind_rules
 
     assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render", "soundfont_render"}
     with pytest.raises(ValueError, match="no validation rules for dataset kind 'chirps'"):
@@ -191,8 +191,8 @@ def test_check_dataset_refuses_shards_no_meta_describes(dataset):
 
 def test_meta_assembly_removes_shards_beyond_a_smaller_plan(tmp_path):
     """num_samples lowered: the shards of the larger build go, the new meta.json holds."""
-    from notewise.data.meta import build_meta
-    from notewise.data.shards import list_shard_indices
+    from notewise.store.meta import build_meta
+    from notewise.store.shards import list_shard_indices
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [40, 40, 40])  # the earlier, larger build
@@ -218,7 +218,7 @@ def test_remove_damaged_deletes_exactly_the_damaged_shards(tmp_path):
 
 def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
     from notewise.config import generation_spec
-    from notewise.data.shards import build_id
+    from notewise.store.shards import build_id
 
     small = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 100}}}
     large = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 900}}}
@@ -230,7 +230,7 @@ def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
 
 
 def test_meta_refuses_validated_shards_of_another_build(tmp_path):
-    from notewise.data.meta import build_meta
+    from notewise.store.meta import build_meta
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [20, 20], with_meta=False, build="aaaaaaaaaaaaaaaa")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from notewise.config import REPO_ROOT
-from notewise.data.shards import BUILD_KEY, read_targets
+from notewise.store.shards import BUILD_KEY, read_targets
 
 pytestmark = pytest.mark.slow
 

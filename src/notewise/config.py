@@ -101,12 +101,12 @@ def check_config(config: dict) -> dict:
                      f"timbre id {ds['timbre']} does not exist (timbres.count = {timbres['count']})")
             continue
         if ds["kind"] == "midi_render":
-            from notewise.data.music import check_music_settings
+            from notewise.music.render import check_music_settings
 
             check_music_settings(ds, key, timbres["count"])
             continue
         if ds["kind"] == "soundfont_render":
-            from notewise.data.soundfont import check_soundfont_settings
+            from notewise.music.soundfont import check_soundfont_settings
 
             check_soundfont_settings(ds, key)
             continue
@@ -145,7 +145,7 @@ def num_samples(config: dict, dataset: str) -> int:
 
 def shard_plan(config: dict, dataset: str) -> list[tuple[int, int]]:
     """``(start, count)`` of each shard of ``dataset``; the last one may be partial."""
-    from notewise.data.shards import samples_per_shard
+    from notewise.store.shards import samples_per_shard
 
     full = with_defaults(config)
     ds = full["datasets"][dataset]

@@ -246,7 +246,7 @@ def polyphonic_report(ref: ReferenceNotes, est_window: np.ndarray, est_freq: np.
 def load_windows(dataset_dir: str | Path, max_windows: int | None = None
                  ) -> tuple[np.ndarray, ReferenceNotes, dict[str, np.ndarray]]:
     """Waveforms ``[N, window]``, the note table, and the target maps of a dataset directory."""
-    from notewise.data import shards
+    from notewise.store import shards
 
     waves, notes, maps, offset = [], [], {"confs": [], "energies": []}, 0
     for index in shards.list_shard_indices(dataset_dir):

@@ -49,14 +49,14 @@ CODE = {
     "plots": ("pitch/plots.py",),
 }
 CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
-CODE["real_eval"] = ("pitch/real_eval.py", "data/soundfont.py")
+CODE["real_eval"] = ("pitch/real_eval.py", "music/soundfont.py")
 
 
 def code_hash(stage: str) -> str:
     """16 hex digits of sha256 over the source of ``CODE[stage]``."""
     from pathlib import Path
 
-    from notewise.data.codehash import source_hash
+    from notewise.workflow.codehash import source_hash
 
     if stage not in CODE:
         raise KeyError(f"no pitch stage {stage!r}; stages: {sorted(CODE)}")

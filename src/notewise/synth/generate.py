@@ -5,7 +5,7 @@ dataset that the generation spec describes (``docs/architecture.md``). Every dra
 comes from the counter RNG keyed by ``(spec["seed"], spec["dataset"])`` at index ``i``, so the
 rows are the same whatever range they are generated in (a shard, an on-the-fly batch, one row).
 ``generate_samples(spec, indices, timbres)`` takes any index array (what the on-the-fly dataset,
-``notewise.data.onthefly``, uses for shuffled batches).
+``notewise.loading.onthefly``, uses for shuffled batches).
 
 The whole per-window path runs in one Numba call over the range (``_generate_windows``): draw the
 notes, render and mix them, limit the peak, label them and write the target rows and the note
@@ -13,7 +13,7 @@ table. Python only unpacks the spec before and trims the note table after.
 
 ``write_generated_shard`` is what a shard job runs: a range generated and written a chunk at a
 time (``CHUNK_ROWS`` windows: the float32 chunk stays in cache and is never held for the whole
-shard; ``notewise.data.shards.ShardWriter`` streams it out).
+shard; ``notewise.store.shards.ShardWriter`` streams it out).
 
 ``generate_single_note(bin_idx=...)`` is the seed's API: one sanity window as a dict of
 ``waveform`` [window], ``confs`` and ``energies`` [n_bins], all float32.
@@ -26,18 +26,18 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .chords import chord_params, chords_off
-from .labels import label_window
-from .rng import dataset_key
-from .sampler import sample_random_polyphony, sample_single_note
-from .shards import NOTE_DTYPES, ShardWriter
-from .synth import new_scratch, render_window
-from .timbres import TimbreLibrary, build_timbre_library
+from notewise.synth.chords import chord_params, chords_off
+from notewise.synth.labels import label_window
+from notewise.synth.rng import dataset_key
+from notewise.synth.sampler import sample_random_polyphony, sample_single_note
+from notewise.store.shards import NOTE_DTYPES, ShardWriter
+from notewise.synth.oscillator import new_scratch, render_window
+from notewise.synth.timbres import TimbreLibrary, build_timbre_library
 
 #: Dataset kinds drawn by a note sampler. Adding one: a code here, a params builder in
 #: ``KIND_BUILDERS`` (bottom of the kind section), a branch in ``_draw_notes`` and its rules in
 #: ``validate.KIND_RULES`` (a test checks they exist). The one kind
-#: without a sampler, ``midi_render`` (notes from real MIDI, ``notewise.data.music``), is handed
+#: without a sampler, ``midi_render`` (notes from real MIDI, ``notewise.music.render``), is handed
 #: over whole in ``generate_samples``.
 KIND_RANDOM_POLYPHONY = 0
 KIND_SINGLE_NOTE = 1
@@ -237,12 +237,12 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     if len(samples) and samples.min() < 0:
         raise ValueError(f"sample indices must be >= 0, got {samples.min()}")
-    if spec["settings"]["kind"] == "midi_render":  # real MIDI notes: notewise.data.music
-        from .music import generate_music_samples
+    if spec["settings"]["kind"] == "midi_render":  # real MIDI notes: notewise.music.render
+        from notewise.music.render import generate_music_samples
 
         return generate_music_samples(spec, samples, timbres, out=out)
     if spec["settings"]["kind"] == "soundfont_render":  # sampled instruments: data.soundfont
-        from .soundfont import generate_soundfont_samples
+        from notewise.music.soundfont import generate_soundfont_samples
 
         return generate_soundfont_samples(spec, samples, out=out)
     end = int(samples.max()) + 1 if len(samples) else 0

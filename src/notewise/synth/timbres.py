@@ -12,7 +12,7 @@ A timbre is:
   ``f_k = k * f0 * sqrt(1 + B * k**2)`` (piano ``B ~ 1e-4..1e-3``, bells much larger). ``B == 0``
   for harmonic timbres, which the synthesis renders with the fast Clenshaw path.
 * ``adsr[t] = (attack_s, decay_s, sustain_level, release_s)``: the piecewise-linear envelope that
-  ``notewise.data.synth`` defines precisely.
+  ``notewise.synth.oscillator`` defines precisely.
 
 Timbre 0 is always the pure sine (one partial, 2 ms attack, full sustain). The others are drawn
 from families (saw-like, square/clarinet-like, triangle-like, dark, bright, formant-ish, missing
@@ -29,8 +29,8 @@ import numpy as np
 
 from notewise.atomicio import atomic_save_figure, atomic_write_bytes
 
-from .npzfile import npz_bytes
-from .rng import dataset_key, uniform01
+from notewise.store.npzfile import npz_bytes
+from notewise.synth.rng import dataset_key, uniform01
 
 AMPLITUDE_FLOOR = 1e-4  # -80 dB relative to the strongest partial
 SINE_ADSR = (0.002, 0.0, 1.0, 0.005)
@@ -237,7 +237,7 @@ def load_or_build(path=None, **build_args) -> TimbreLibrary:
 
 def envelope_curve(adsr_row, note_seconds: float, sample_rate: float = 1000.0):
     """(time_s, level) of the envelope of a note lasting ``note_seconds`` (for plots)."""
-    from .synth import envelope_level
+    from notewise.synth.oscillator import envelope_level
 
     length = note_seconds * sample_rate
     times = np.linspace(0.0, length, 400)

@@ -11,7 +11,7 @@
     draw 1 + 8 j + 5            offset = randint(max(onset, 0), offset_max) (inclusive)
 
 for notes ``j = 0..polyphony-1`` (draws 6 and 7 of each note are reserved: chord detune and
-doubling). With the ``chords`` setting (``notewise.data.chords``) a share of the windows takes
+doubling). With the ``chords`` setting (``notewise.synth.chords``) a share of the windows takes
 its frequencies from a chord instead of draw ``1 + 8 j``; off (share 0), nothing changes. Notes
 whose visible span ``[max(onset, 0), min(offset, W))`` is empty (zero length, or entirely outside
 the window) are then dropped; the survivors keep their draws, so a note never depends on another's fate.
@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .bin_kernels import bin_to_freq_scalar
-from .chords import chord_frequencies
-from .rng import randint, random_u64, uniform
+from notewise.synth.bin_kernels import bin_to_freq_scalar
+from notewise.synth.chords import chord_frequencies
+from notewise.synth.rng import randint, random_u64, uniform
 
 DRAWS_PER_NOTE = 8
 DRAW_FREQ, DRAW_TIMBRE, DRAW_PHASE, DRAW_VELOCITY, DRAW_ONSET, DRAW_OFFSET = 0, 1, 2, 3, 4, 5

@@ -1,6 +1,6 @@
 """Sampled-instrument pitch windows (``kind: soundfont_render``): MIDI notes through a SoundFont.
 
-The notes come from the same corpus mechanism as ``midi_render`` (``notewise.data.music``: the
+The notes come from the same corpus mechanism as ``midi_render`` (``notewise.music.render``: the
 ``music_notes`` rule's ``notes.npz``, the Bach corpus by default). Windows weigh pieces by length
 and start uniformly inside them, as ``midi_render``'s, but runs of ``piece_run`` consecutive
 samples share a piece (``window_position``): neighbouring windows of a shard then repeat notes,
@@ -47,9 +47,9 @@ import numpy as np
 
 from numba import njit
 
-from .labels import label_window_powers
-from .rng import randint
-from .shards import NOTE_DTYPES
+from notewise.synth.labels import label_window_powers
+from notewise.synth.rng import randint
+from notewise.store.shards import NOTE_DTYPES
 
 #: ``soundfont: default``: the General MIDI SoundFont the ``pretty_midi`` wheel ships.
 DEFAULT_SOUNDFONT = "default"
@@ -270,7 +270,7 @@ class SoundFontContext:
 
 
 def soundfont_context(spec: dict, corpus) -> SoundFontContext:
-    from .music import corpus_windows
+    from notewise.music.render import corpus_windows
 
     settings = soundfont_settings(spec["settings"])
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
@@ -285,7 +285,7 @@ def window_position(ctx: SoundFontContext, sample: int) -> tuple[int, int]:
     piece (drawn by length, as ``music.window_position`` does for one sample), each its own
     start, uniform in that piece: the marginal distribution is ``midi_render``'s, and a shard's
     neighbouring windows repeat notes that the renderer's cache then holds."""
-    from .music import start_of
+    from notewise.music.render import start_of
 
     run = np.int64(sample // ctx.settings["piece_run"])
     piece, _ = start_of(ctx, randint(ctx.key, run, DRAW_RUN_PIECE, 0, int(ctx.cumulative[-1]) - 1))
@@ -315,7 +315,7 @@ class WindowParts:
 def render_parts(ctx: SoundFontContext, piece: int, pos: int) -> WindowParts:
     """Every note sounding (or ringing, within ``release_tail_s``) in the window at ``pos`` of
     ``piece`` (``window_position`` of a sample), each rendered alone from its key down."""
-    from .music import sounding_notes
+    from notewise.music.render import sounding_notes
 
     notes = sounding_notes(ctx, piece, pos, ctx.tail)
     corpus, window = ctx.corpus, ctx.window
@@ -374,8 +374,8 @@ def label_measured(freqs, onsets, offsets, mean_squares, window: int, bins: dict
 def render_sample(ctx: SoundFontContext, sample: int, wave, conf, energy) -> dict:
     """Render and label ``sample`` into the rows ``wave``, ``conf``, ``energy``; returns its
     note-table columns (labelled notes only)."""
-    from .music import midi_to_hz
-    from .synth import PEAK_LIMIT, apply_peak_limit
+    from notewise.music.render import midi_to_hz
+    from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit
 
     w = render_parts(ctx, *window_position(ctx, sample))
     wave[:] = w.parts.astype(np.float64).sum(axis=0) if len(w.parts) else 0.0
@@ -403,8 +403,8 @@ def generate_soundfont_samples(spec: dict, samples, *, out=None, corpus=None):
     """Samples ``samples`` of a soundfont_render dataset as a ``ShardData`` (row ``r`` = sample
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
     dataset's notes file (``music.notes_path``)."""
-    from .generate import ShardData, _output_arrays
-    from .music import load_corpus, notes_path
+    from notewise.synth.generate import ShardData, _output_arrays
+    from notewise.music.render import load_corpus, notes_path
 
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
@@ -427,7 +427,7 @@ def check_soundfont_notes(members: dict, spec: dict) -> str | None:
     """What validation checks beyond the common rules for a soundfont_render shard; the failure,
     or None: labelled frequencies are equal-tempered MIDI pitches and every note's program is
     one of the configured ``programs``."""
-    from .music import CENTS_TOLERANCE
+    from notewise.music.render import CENTS_TOLERANCE
 
     freqs = members["note_freq"].astype(np.float64)
     if not len(freqs):

@@ -13,7 +13,7 @@ central directory and the end record. Every field is fixed (date 1980-01-01, uni
 0644, member order as given), so identical arrays give identical bytes.
 
 The record layouts are defined here once and used by the writer, the reader's direct member
-access (``notewise.data.reader``) and validation's container check (``notewise.data.validate``).
+access (``notewise.loading.reader``) and validation's container check (``notewise.store.validate``).
 """
 from __future__ import annotations
 

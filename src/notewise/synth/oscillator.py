@@ -63,7 +63,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .rng import uniform01
+from notewise.synth.rng import uniform01
 
 BLOCK = 512  # samples per Clenshaw block (6 float32 buffers of this size stay in L1)
 TABLE_FINE, TABLE_COARSE = 16, 32  # BLOCK = fine * coarse: rotation table from 48 sin/cos

@@ -27,10 +27,10 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from notewise.data.generate import ShardData, generate_samples
-from notewise.data.reader import check_indices
-from notewise.data.shards import META_NAME, to_float16
-from notewise.data.timbres import TimbreLibrary, build_timbre_library
+from notewise.synth.generate import ShardData, generate_samples
+from notewise.loading.reader import check_indices
+from notewise.store.shards import META_NAME, to_float16
+from notewise.synth.timbres import TimbreLibrary, build_timbre_library
 
 
 def _library(timbres, timbre_config: Mapping | None) -> TimbreLibrary:

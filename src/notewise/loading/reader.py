@@ -42,10 +42,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from notewise.data import legacy
-from notewise.data.meta import read_meta
-from notewise.data.npzfile import member_data, npy_from_buffer
-from notewise.data.shards import (
+from notewise.store import legacy
+from notewise.store.meta import read_meta
+from notewise.store.npzfile import member_data, npy_from_buffer
+from notewise.store.shards import (
     BUILD_KEY,
     CRC_KEY,
     FORMAT_VERSION,

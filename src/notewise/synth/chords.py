@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .rng import randint, uniform, uniform01
+from notewise.synth.rng import randint, uniform, uniform01
 
 #: Most notes one window can have (the schema's polyphony maximum); chord draws come after theirs.
 MAX_POLYPHONY = 64

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from notewise.atomicio import atomic_write_bytes
-from notewise.data.shards import (
+from notewise.store.shards import (
     BUILD_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,

@@ -47,8 +47,8 @@ import numpy as np
 import scipy.fft
 from numba import njit
 
-from .rng import randint, random_u64, uniform, uniform01
-from .synth import (TWO_PI, audible_partial_count, envelope_in_samples, envelope_piece_samples,
+from notewise.synth.rng import randint, random_u64, uniform, uniform01
+from notewise.synth.oscillator import (TWO_PI, audible_partial_count, envelope_in_samples, envelope_piece_samples,
                     fill_envelope, fill_partial_phases, partial_frequency, render_harmonic,
                     render_inharmonic)
 

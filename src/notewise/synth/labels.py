@@ -42,8 +42,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .bin_kernels import freq_to_bin_scalar
-from .synth import audible_partial_count, envelope_in_samples, envelope_piece_samples
+from notewise.synth.bin_kernels import freq_to_bin_scalar
+from notewise.synth.oscillator import audible_partial_count, envelope_in_samples, envelope_piece_samples
 
 GAUSS_RADIUS_SIGMAS = 6.0
 RANGE_TOLERANCE = 1e-9  # relative slack on [f_min, f_max] for float round-off

@@ -21,7 +21,7 @@ def _spec(text: str) -> dict:
 
 
 def build_timbres(args: argparse.Namespace) -> None:
-    from notewise.data.timbres import build_timbre_library
+    from notewise.synth.timbres import build_timbre_library
 
     library = build_timbre_library(count=args.count, max_partials=args.max_partials, seed=args.seed)
     library.save(args.output)
@@ -29,15 +29,15 @@ def build_timbres(args: argparse.Namespace) -> None:
 
 
 def plot_timbres(args: argparse.Namespace) -> None:
-    from notewise.data.timbres import TimbreLibrary, plot_timbres
+    from notewise.synth.timbres import TimbreLibrary, plot_timbres
 
     plot_timbres(TimbreLibrary.load(args.library), args.output)
 
 
 def generate_shard(args: argparse.Namespace) -> None:
-    from notewise.data.generate import write_generated_shard
-    from notewise.data.shards import build_id
-    from notewise.data.timbres import TimbreLibrary
+    from notewise.synth.generate import write_generated_shard
+    from notewise.store.shards import build_id
+    from notewise.synth.timbres import TimbreLibrary
 
     spec = _spec(args.spec)
     start, count = spec["start"], spec["count"]
@@ -48,21 +48,21 @@ def generate_shard(args: argparse.Namespace) -> None:
 
 
 def validate_shard(args: argparse.Namespace) -> None:
-    from notewise.data.validate import validate_shard as validate
+    from notewise.store.validate import validate_shard as validate
 
     report = validate(args.waveforms, args.targets, _spec(args.spec))
     atomic_write_json(args.output, report)
 
 
 def validate_dataset(args: argparse.Namespace) -> None:
-    from notewise.data.validate import summarize_dataset
+    from notewise.store.validate import summarize_dataset
 
     reports = [json.loads(Path(p).read_text()) for p in args.reports]
     atomic_write_json(args.output, summarize_dataset(reports, _spec(args.spec)))
 
 
 def assemble_meta(args: argparse.Namespace) -> None:
-    from notewise.data.meta import build_meta, write_meta
+    from notewise.store.meta import build_meta, write_meta
 
     validation = json.loads(Path(args.validation).read_text())
     meta = build_meta(Path(args.output).parent, _spec(args.spec), validation, args.code_hash,
@@ -72,8 +72,8 @@ def assemble_meta(args: argparse.Namespace) -> None:
 
 def check_dataset(args: argparse.Namespace) -> None:
     """Validate every shard of an existing dataset directory against its meta.json."""
-    from notewise.data.shards import relative_shard_paths, shard_name
-    from notewise.data.validate import (DatasetValidationError, ShardValidationError,
+    from notewise.store.shards import relative_shard_paths, shard_name
+    from notewise.store.validate import (DatasetValidationError, ShardValidationError,
                                         damaged_shards, validate_dataset_dir)
 
     root = Path(args.dataset)
@@ -106,7 +106,7 @@ def _damage_report(root: Path, damaged: dict[int, str]) -> str:
 
 
 def convert_legacy(args: argparse.Namespace) -> None:
-    from notewise.data.legacy import convert_legacy as convert
+    from notewise.store.legacy import convert_legacy as convert
 
     convert(args.source, args.destination)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .bins import bin_frequency, fractional_bin
+from notewise.synth.bins import bin_frequency, fractional_bin
 
 freq_to_bin_scalar = njit(cache=True)(fractional_bin)
 bin_to_freq_scalar = njit(cache=True)(bin_frequency)

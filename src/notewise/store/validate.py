@@ -6,7 +6,7 @@ sha256 costs no second pass) and checks, in order, each check naming itself on f
 ``load``      the ``.npy`` parses and is complete; the ``.npz`` is a readable zip whose members'
               CRCs match (a truncated file or flipped byte fails here)
 ``container``  the zip structure of the ``.npz`` is the writer's: every byte outside the member
-              data is what ``notewise.data.npzfile`` writes for these members, and the members
+              data is what ``notewise.store.npzfile`` writes for these members, and the members
               tile the file (flips in bytes that zip itself never checks fail here); with the
               CRCs every byte is covered except bits a deflate stream ignores, which
               ``meta.json``'s sha256 still catches
@@ -40,9 +40,9 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from notewise.data.npzfile import (central_entry, crc32, end_record, local_header, npy_from_buffer,
+from notewise.store.npzfile import (central_entry, crc32, end_record, local_header, npy_from_buffer,
                                    npz_members)
-from notewise.data.shards import (
+from notewise.store.shards import (
     BUILD_KEY,
     CRC_KEY,
     META_NAME,
@@ -104,7 +104,7 @@ def _load_targets(path: Path):
 def npz_container_problem(raw: bytes) -> str | None:
     """What is wrong with a targets ``.npz``'s zip structure, or None: every byte outside the
     member data (local headers, central directory, end record) must be what the writer
-    (``notewise.data.npzfile``) makes for these members, and the members must follow each other
+    (``notewise.store.npzfile``) makes for these members, and the members must follow each other
     with no gap or overlap. The member data is checked by zip's CRC when read; together every
     byte of the file is covered (up to flips that cannot change what is read, e.g. unused bits
     inside a deflate stream)."""
@@ -235,7 +235,7 @@ def _check_notes(notes, n, spec, tpath) -> np.ndarray:
 
 
 def _check_notes_against_spec(notes, classes, per_window, spec, tpath) -> None:
-    from notewise.data.bins import BinSpec
+    from notewise.synth.bins import BinSpec
 
     window = spec["audio"]["window"]
     onset, offset = notes["note_onset"].astype(np.int64), notes["note_offset"].astype(np.int64)
@@ -269,7 +269,7 @@ def _random_polyphony_shard(notes, classes, per_window, spec, tpath) -> None:
 def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
     """Polyphony comes from the music (no cap to check); the pitch deviations must explain the
     labels (``music.check_music_notes``)."""
-    from notewise.data.music import check_music_notes
+    from notewise.music.render import check_music_notes
 
     problem = check_music_notes(notes, spec)
     _require(problem is None, tpath, "notes", problem)
@@ -278,7 +278,7 @@ def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
 def _soundfont_render_shard(notes, classes, per_window, spec, tpath) -> None:
     """Polyphony comes from the music; labels are MIDI pitches of configured programs
     (``soundfont.check_soundfont_notes``)."""
-    from notewise.data.soundfont import check_soundfont_notes
+    from notewise.music.soundfont import check_soundfont_notes
 
     problem = check_soundfont_notes(notes, spec)
     _require(problem is None, tpath, "notes", problem)
@@ -286,7 +286,7 @@ def _soundfont_render_shard(notes, classes, per_window, spec, tpath) -> None:
 
 def _check_peaks(confs, energies, notes, per_window, spec, tpath) -> None:
     """Targets agree with the note table: peaks where the notes are, nothing where none are."""
-    from notewise.data.bins import BinSpec
+    from notewise.synth.bins import BinSpec
 
     sigma = float(spec["labels"]["sigma_bins"])
     rows = notes["note_sample"].astype(np.int64)
@@ -516,7 +516,7 @@ def validate_dataset_dir(dataset_dir: str | Path) -> dict:
     Uses the generation spec recorded in ``meta.json`` (none for converted V1 data); a shard whose
     sha256 differs from the one recorded fails, named.
     """
-    from notewise.data.meta import read_meta
+    from notewise.store.meta import read_meta
 
     dataset_dir = Path(dataset_dir)
     meta_path = dataset_dir / META_NAME
@@ -545,7 +545,7 @@ def damaged_shards(dataset_dir: str | Path) -> dict[int, str]:
     """Every shard of a built dataset that fails validation or differs from ``meta.json``
     (missing files included), with the reason: what ``check-dataset --remove-damaged`` deletes
     so that ``snakemake NAME_shards`` rebuilds exactly those."""
-    from notewise.data.meta import read_meta
+    from notewise.store.meta import read_meta
 
     dataset_dir = Path(dataset_dir)
     meta_path = dataset_dir / META_NAME

@@ -41,7 +41,7 @@ import numpy as np
 
 from notewise.atomicio import atomic_file, atomic_write_bytes
 
-from .npzfile import (DEFAULT_COMPRESSLEVEL, check_compresslevel, crc32, npy_header, npz_bytes,
+from notewise.store.npzfile import (DEFAULT_COMPRESSLEVEL, check_compresslevel, crc32, npy_header, npz_bytes,
                       npz_members, read_npy_header)
 
 FORMAT_NAME = "notewise-shards"
@@ -66,7 +66,7 @@ NOTE_DTYPES: dict[str, np.dtype] = {
     "note_energy_share": np.dtype(np.float32),
 }
 #: Optional note-table columns (written after the others when a generator provides them):
-#: the music-driven sets' deviation from the MIDI pitch and vibrato depth (notewise.data.music).
+#: the music-driven sets' deviation from the MIDI pitch and vibrato depth (notewise.music.render).
 OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
     "note_detune_cents": np.dtype(np.float32),
     "note_vibrato_cents": np.dtype(np.float32),
@@ -192,7 +192,7 @@ def build_id(generation: Mapping, code_hashes: tuple[str, ...] = ()) -> str:
 
 def to_float16(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Targets as stored: float16, round to nearest even (already float16: unchanged); the
-    same bits as ``astype(np.float16)``, computed faster for float32 (``notewise.data.f16``).
+    same bits as ``astype(np.float16)``, computed faster for float32 (``notewise.store.f16``).
     ``out``: a float16 array of the same shape to write into."""
     values = np.asarray(values)
     if values.dtype != np.float32:
@@ -201,7 +201,7 @@ def to_float16(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
             return converted
         out[...] = converted
         return out
-    from notewise.data.f16 import float32_to_float16  # Numba: not imported by readers
+    from notewise.store.f16 import float32_to_float16  # Numba: not imported by readers
 
     return float32_to_float16(values, out)
 
@@ -478,7 +478,7 @@ class DatasetWriter:
 
     def finalize(self, meta: Mapping | None = None) -> dict:
         """Write the last partial shard and ``meta.json`` (user ``meta`` keys at its top level)."""
-        from notewise.data.meta import writer_meta, write_meta
+        from notewise.store.meta import writer_meta, write_meta
 
         self._flush()
         window, n_bins = self._shape or (None, None)

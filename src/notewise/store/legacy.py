@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notewise.data.shards import (
+from notewise.store.shards import (
     DEFAULT_COMPRESSLEVEL,
     LEGACY_FORMAT_VERSION,
     META_NAME,
@@ -82,8 +82,8 @@ def convert_legacy(src_dir: str | Path, dst_dir: str | Path,
     energies rounded to float16, no note table), every new shard is validated (integrity checks:
     what V1 values mean is not recorded), and ``meta.json`` records the source and its meta.
     """
-    from notewise.data.meta import write_meta, writer_meta
-    from notewise.data.validate import summarize_dataset, validate_shard
+    from notewise.store.meta import write_meta, writer_meta
+    from notewise.store.validate import summarize_dataset, validate_shard
 
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     indices = list_legacy_indices(src_dir)

@@ -19,7 +19,7 @@ Per note: ``f0`` is the equal-tempered MIDI pitch (A4 = 440 Hz), velocity is ``m
 timbre is the one of its track (or program, ``timbre_by``) in this piece: drawn once per
 (piece, track) from ``timbres``, or fixed by ``program_timbres``. Its partial phases (and the
 note-level augmentations) are drawn per (piece, note), so every window is a cut of one rendered
-performance of the piece. Augmentations: :mod:`notewise.data.augment`.
+performance of the piece. Augmentations: :mod:`notewise.music.augment`.
 
 The note table has the usual columns plus ``note_detune_cents`` (the label's deviation from the
 MIDI pitch: detune and vibrato) and ``note_vibrato_cents`` (vibrato depth); offsets are where the
@@ -37,13 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import augment as aug
-from .bin_kernels import freq_to_bin_scalar
-from .labels import (classify_note, confidence_weight, in_label_range, label_window,
+from notewise.music import augment as aug
+from notewise.synth.bin_kernels import freq_to_bin_scalar
+from notewise.synth.labels import (classify_note, confidence_weight, in_label_range, label_window,
                      note_energy, visible_ratio, write_targets)
-from .rng import dataset_key, mix64, randint, random_u64
-from .shards import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
-from .synth import PEAK_LIMIT, apply_peak_limit, new_scratch
+from notewise.synth.rng import dataset_key, mix64, randint, random_u64
+from notewise.store.shards import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
+from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit, new_scratch
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class MusicCorpus:
 
     def save(self, path) -> None:
         """Byte-deterministic ``.npz``, written atomically."""
-        from .npzfile import npz_bytes
+        from notewise.store.npzfile import npz_bytes
         from notewise.atomicio import atomic_write_bytes
 
         members = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
@@ -485,7 +485,7 @@ def generate_music_samples(spec: dict, samples, timbres, *, out=None,
     """Samples ``samples`` of a midi_render dataset as a ``ShardData`` (row ``r`` = sample
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
     file at :func:`notes_path`."""
-    from .generate import ShardData, _output_arrays
+    from notewise.synth.generate import ShardData, _output_arrays
 
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
