@@ -77,7 +77,8 @@ def make_dataset(path, kind: str = "random_polyphony", num_samples: int = 64, se
 
     from notewise.config import generation_spec, shard_plan
     from notewise.synth.generate import generate_range
-    from notewise.store.shards import targets_path, waveform_path, write_shard
+    from notewise.store.layout import targets_path, waveform_path
+    from notewise.store.shards import write_shard
     from notewise.synth.timbres import build_timbre_library
 
     path = Path(path)

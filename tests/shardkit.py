@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from notewise.synth.bins import BinSpec
-from notewise.store.shards import shard_name
+from notewise.store.layout import shard_name
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
@@ -106,7 +106,8 @@ def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True, build=Non
     """A current-format dataset with shards of the given sizes, validated, with meta.json;
     ``build``: the build id its shards and meta.json record."""
     from notewise.store.meta import build_meta, write_meta
-    from notewise.store.shards import targets_path, waveform_path, write_shard
+    from notewise.store.layout import targets_path, waveform_path
+    from notewise.store.shards import write_shard
     from notewise.store.validate import summarize_dataset, validate_shard
 
     spec = spec or make_spec()
@@ -141,7 +142,7 @@ def build_with_cli(results, config, dataset):
     from notewise.cli import main
     from notewise.config import canonical_json, check_config, generation_spec, shard_plan
     from notewise.workflow.codehash import generator_code_hash
-    from notewise.store.shards import relative_shard_paths
+    from notewise.store.layout import relative_shard_paths
 
     full = check_config(config)
     timbres = results / "timbres" / "timbres.npz"

@@ -10,7 +10,7 @@ import pytest
 
 from notewise.synth import rng
 from notewise.synth.bins import BinSpec
-from notewise.store.shards import NOTE_DTYPES
+from notewise.store.layout import NOTE_DTYPES
 from notewise.synth.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
 from notewise.store.shards import write_shard

@@ -128,7 +128,7 @@ def test_sine_mix_replaces_windows_with_labelled_sines():
 
 
 def test_training_reads_with_verify_by_default_and_names_a_damaged_shard(tmp_path):
-    from notewise.store.shards import waveform_path
+    from notewise.store.layout import waveform_path
     from notewise.pitch.train import build_task
 
     root = make_dataset(tmp_path / "train", num_samples=32, seed=3, shard_size=16)

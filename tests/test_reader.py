@@ -11,7 +11,7 @@ import torch
 
 from notewise.loading.reader import (BatchLoader, DatasetReader, ShardBatchSampler,
                                   read_target_arrays)
-from notewise.store.shards import targets_path, waveform_path
+from notewise.store.layout import targets_path, waveform_path
 
 from shardkit import N_BINS, WINDOW, fake_shard, write_dataset
 

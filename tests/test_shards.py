@@ -16,8 +16,9 @@ from notewise.store import shards
 from notewise.store.f16 import float32_to_float16, hardware_conversion
 from notewise.synth.generate import generate_single_note
 from notewise.store.npzfile import npz_bytes
-from notewise.store.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
-                                  read_targets, samples_per_shard, sha256_file, write_shard)
+from notewise.store.layout import NOTE_DTYPES, bytes_per_sample, samples_per_shard, sha256_file
+from notewise.store.shards import DEFAULT_COMPRESSLEVEL, ShardWriter, read_targets, write_shard
+from notewise.store.writer import DatasetWriter
 
 from shardkit import fake_shard
 
@@ -126,7 +127,7 @@ def test_shard_size_in_gigabytes():
 def test_dataset_writer_is_the_seeds_api(tmp_path):
     from notewise.loading.reader import DatasetReader
 
-    size_gb = 5.5 * shards.bytes_per_sample() / 1e9  # five samples per shard
+    size_gb = 5.5 * bytes_per_sample() / 1e9  # five samples per shard
     with DatasetWriter(tmp_path / "ds", shard_size_gb=size_gb) as writer:
         for bin_idx in range(0, 2048, 200):  # 11 samples
             s = generate_single_note(bin_idx=bin_idx)

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from notewise.store.shards import targets_path, waveform_path, write_shard
+from notewise.store.layout import targets_path, waveform_path
+from notewise.store.shards import write_shard
 from notewise.store.validate import (DatasetValidationError, ShardValidationError, summarize_dataset,
                                     validate_dataset_dir, validate_shard)
 
@@ -192,7 +193,7 @@ def test_check_dataset_refuses_shards_no_meta_describes(dataset):
 def test_meta_assembly_removes_shards_beyond_a_smaller_plan(tmp_path):
     """num_samples lowered: the shards of the larger build go, the new meta.json holds."""
     from notewise.store.meta import build_meta
-    from notewise.store.shards import list_shard_indices
+    from notewise.store.layout import list_shard_indices
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [40, 40, 40])  # the earlier, larger build
@@ -218,7 +219,7 @@ def test_remove_damaged_deletes_exactly_the_damaged_shards(tmp_path):
 
 def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
     from notewise.config import generation_spec
-    from notewise.store.shards import build_id
+    from notewise.store.layout import build_id
 
     small = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 100}}}
     large = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 900}}}

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from notewise.config import REPO_ROOT
-from notewise.store.shards import BUILD_KEY, read_targets
+from notewise.store.layout import BUILD_KEY
+from notewise.store.shards import read_targets
 
 pytestmark = pytest.mark.slow
 

@@ -145,7 +145,7 @@ def num_samples(config: dict, dataset: str) -> int:
 
 def shard_plan(config: dict, dataset: str) -> list[tuple[int, int]]:
     """``(start, count)`` of each shard of ``dataset``; the last one may be partial."""
-    from notewise.store.shards import samples_per_shard
+    from notewise.store.layout import samples_per_shard
 
     full = with_defaults(config)
     ds = full["datasets"][dataset]

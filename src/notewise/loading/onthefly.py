@@ -29,7 +29,8 @@ import torch
 
 from notewise.synth.generate import ShardData, generate_samples
 from notewise.loading.reader import check_indices
-from notewise.store.shards import META_NAME, to_float16
+from notewise.store.layout import META_NAME
+from notewise.store.shards import to_float16
 from notewise.synth.timbres import TimbreLibrary, build_timbre_library
 
 

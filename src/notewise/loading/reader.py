@@ -45,22 +45,10 @@ import torch
 from notewise.store import legacy
 from notewise.store.meta import read_meta
 from notewise.store.npzfile import member_data, npy_from_buffer
-from notewise.store.shards import (
-    BUILD_KEY,
-    CRC_KEY,
-    FORMAT_VERSION,
-    LEGACY_FORMAT_VERSION,
-    META_NAME,
-    TARGET_KEYS,
-    legacy_shard_path,
-    list_legacy_indices,
-    list_shard_indices,
-    npy_shape,
-    read_waveforms,
-    targets_path,
-    waveform_crc32,
-    waveform_path,
-)
+from notewise.store.layout import (BUILD_KEY, CRC_KEY, FORMAT_VERSION, LEGACY_FORMAT_VERSION,
+    META_NAME, TARGET_KEYS, legacy_shard_path, list_legacy_indices, list_shard_indices,
+    targets_path, waveform_path)
+from notewise.store.shards import npy_shape, read_waveforms, waveform_crc32
 
 ITEM_KEYS = ("waveform", "target_confidence", "target_energy")
 

@@ -42,7 +42,7 @@ from notewise.synth.bin_kernels import freq_to_bin_scalar
 from notewise.synth.labels import (classify_note, confidence_weight, in_label_range, label_window,
                      note_energy, visible_ratio, write_targets)
 from notewise.synth.rng import dataset_key, mix64, randint, random_u64
-from notewise.store.shards import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
+from notewise.store.layout import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
 from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit, new_scratch
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from numba import njit
 
 from notewise.synth.labels import label_window_powers
 from notewise.synth.rng import randint
-from notewise.store.shards import NOTE_DTYPES
+from notewise.store.layout import NOTE_DTYPES
 
 #: ``soundfont: default``: the General MIDI SoundFont the ``pretty_midi`` wheel ships.
 DEFAULT_SOUNDFONT = "default"

@@ -15,18 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from notewise.store.shards import (
-    DEFAULT_COMPRESSLEVEL,
-    LEGACY_FORMAT_VERSION,
-    META_NAME,
-    WAVEFORM_DIR,
-    FORMAT_NAME,
-    legacy_shard_path,
-    list_legacy_indices,
-    targets_path,
-    waveform_path,
-    write_shard,
-)
+from notewise.store.layout import (LEGACY_FORMAT_VERSION, META_NAME, WAVEFORM_DIR, FORMAT_NAME,
+    legacy_shard_path, list_legacy_indices, targets_path, waveform_path)
+from notewise.store.shards import DEFAULT_COMPRESSLEVEL, write_shard
 
 LEGACY_KEYS = ("waveforms", "confs", "energies")
 

@@ -15,14 +15,8 @@ from pathlib import Path
 from typing import Mapping
 
 from notewise.atomicio import atomic_write_bytes
-from notewise.store.shards import (
-    BUILD_KEY,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    list_shard_indices,
-    relative_shard_paths,
-    shard_name,
-)
+from notewise.store.layout import (BUILD_KEY, FORMAT_NAME, FORMAT_VERSION, list_shard_indices,
+    relative_shard_paths, shard_name)
 
 BIN_FORMULA = "centre(i) = f_min * (f_max / f_min) ** (i / (n_bins - 1)), i = 0 .. n_bins-1"
 BIN_INVERSE = "bin(f) = (n_bins - 1) * log(f / f_min) / log(f_max / f_min)  (fractional)"

@@ -42,17 +42,8 @@ import numpy as np
 
 from notewise.store.npzfile import (central_entry, crc32, end_record, local_header, npy_from_buffer,
                                    npz_members)
-from notewise.store.shards import (
-    BUILD_KEY,
-    CRC_KEY,
-    META_NAME,
-    NOTE_DTYPES,
-    OPTIONAL_NOTE_DTYPES,
-    list_shard_indices,
-    shard_index,
-    targets_path,
-    waveform_path,
-)
+from notewise.store.layout import (BUILD_KEY, CRC_KEY, META_NAME, NOTE_DTYPES,
+    OPTIONAL_NOTE_DTYPES, list_shard_indices, shard_index, targets_path, waveform_path)
 
 #: |sum - 1| allowed for an energy row stored in float16 (2048 values each rounded to 2**-11).
 ENERGY_SUM_TOL = 2e-3

@@ -36,7 +36,7 @@ def plot_timbres(args: argparse.Namespace) -> None:
 
 def generate_shard(args: argparse.Namespace) -> None:
     from notewise.synth.generate import write_generated_shard
-    from notewise.store.shards import build_id
+    from notewise.store.layout import build_id
     from notewise.synth.timbres import TimbreLibrary
 
     spec = _spec(args.spec)
@@ -72,7 +72,7 @@ def assemble_meta(args: argparse.Namespace) -> None:
 
 def check_dataset(args: argparse.Namespace) -> None:
     """Validate every shard of an existing dataset directory against its meta.json."""
-    from notewise.store.shards import relative_shard_paths, shard_name
+    from notewise.store.layout import relative_shard_paths, shard_name
     from notewise.store.validate import (DatasetValidationError, ShardValidationError,
                                         damaged_shards, validate_dataset_dir)
 

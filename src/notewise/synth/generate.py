@@ -30,7 +30,8 @@ from notewise.synth.chords import chord_params, chords_off
 from notewise.synth.labels import label_window
 from notewise.synth.rng import dataset_key
 from notewise.synth.sampler import sample_random_polyphony, sample_single_note
-from notewise.store.shards import NOTE_DTYPES, ShardWriter
+from notewise.store.layout import NOTE_DTYPES
+from notewise.store.shards import ShardWriter
 from notewise.synth.oscillator import new_scratch, render_window
 from notewise.synth.timbres import TimbreLibrary, build_timbre_library
 
