@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_music_generation import synthetic_corpus  # noqa: E402
 from timing import best_interleaved  # noqa: E402
+from notewise.music.corpus import MusicCorpus  # noqa: E402
 from notewise.music import render as music, soundfont  # noqa: E402
 from notewise.synth.generate import generate_range  # noqa: E402
 from notewise.synth.timbres import build_timbre_library  # noqa: E402
@@ -77,7 +78,7 @@ def main() -> None:
     config = with_defaults(yaml.safe_load(open("config.yaml")))
     timbres = build_timbre_library()
     notes = Path(args.notes)
-    corpus = music.MusicCorpus.load(notes) if notes.exists() else synthetic_corpus()
+    corpus = MusicCorpus.load(notes) if notes.exists() else synthetic_corpus()
     print(f"corpus: {notes if notes.exists() else 'synthetic (no --notes file)'},"
           f" {len(corpus)} pieces; {args.windows} windows per call")
     sf_spec = generation_spec(config, "soundfont_train")

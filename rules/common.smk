@@ -13,7 +13,7 @@ from notewise.config import (canonical_json, check_config, fill_defaults, genera
                              load_schema, shard_plan)
 from notewise.workflow.codehash import (generator_code_hash, notes_code_hash, source_hash,
                                     timbre_code_hash)
-from notewise.music.render import NOTES_FILE
+from notewise.music.corpus import NOTES_FILE
 from notewise.store.layout import build_id
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.pitch.settings import code_hash, pitch_settings

@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from notewise.music import augment as aug
+from notewise.music.corpus import MusicCorpus
 from notewise.music import render as music
 
 W, SR = 4096, 44100
@@ -30,7 +31,7 @@ def corpus():
         pieces[name] = {"start_s": start, "end_s": start + rng.choice([0.06, 0.3, 0.8, 2.0], 50),
                         "pitch": rng.integers(40, 90, 50), "velocity": rng.integers(30, 128, 50),
                         "program": np.zeros(50, int), "track": rng.integers(0, 4, 50)}
-    return music.MusicCorpus.from_pieces(pieces, {})
+    return MusicCorpus.from_pieces(pieces, {})
 
 
 def spec_with(name=None, timbres="all", **params):

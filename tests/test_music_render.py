@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notewise.config import ConfigError, check_config
+from notewise.music.corpus import MusicCorpus, build_corpus_file
+from notewise.synth.bins import midi_to_hz
 from notewise.music import render as music
 from notewise.synth.generate import generate_range
 from notewise.synth.labels import classify_note
@@ -41,7 +43,7 @@ def corpus():
     pieces = {"one": _piece(rng, 60, 3.0), "two": _piece(rng, 25, 1.0),
               "high_only": {"start_s": [0.0], "end_s": [2.0], "pitch": [120], "velocity": [100],
                             "program": [0], "track": [0]}}
-    return music.MusicCorpus.from_pieces(pieces, {})
+    return MusicCorpus.from_pieces(pieces, {})
 
 
 def with_augment(spec, augment):
@@ -63,7 +65,7 @@ def expected_notes(ctx, sample):
     piece, pos = music.window_position(ctx, sample)
     a, b = ctx.corpus.piece_start[piece], ctx.corpus.piece_start[piece + 1]
     start, end = ctx.start[a:b], ctx.end[a:b]
-    f0 = music.midi_to_hz(ctx.corpus.pitch[a:b])
+    f0 = midi_to_hz(ctx.corpus.pitch[a:b])
     sounding = (start < pos + W) & (end > pos) & (f0 >= 20.0) & (f0 <= 5000.0)
     return start[sounding] - pos, end[sounding] - pos, f0[sounding]
 
@@ -213,8 +215,8 @@ def test_corpus_reads_tracks_in_seconds_and_skips_bad_files_with_a_reason(tmp_pa
     _midi_file(root / "train" / "silent.mid", 500_000, [[]])
     _midi_file(root / "val" / "other.mid", 500_000, [[(0, 10, 70, 90)]])
     out = tmp_path / "notes.npz"
-    corpus = music.build_corpus_file(root, "train", out)
-    loaded = music.MusicCorpus.load(out)
+    corpus = build_corpus_file(root, "train", out)
+    loaded = MusicCorpus.load(out)
     assert list(loaded.names) == ["train/good.mid"]
     np.testing.assert_allclose(loaded.start_s, [0.0, 1.0])  # 480 ticks at 1 s per beat
     np.testing.assert_allclose(loaded.end_s, [1.0, 3.0])
@@ -223,7 +225,7 @@ def test_corpus_reads_tracks_in_seconds_and_skips_bad_files_with_a_reason(tmp_pa
     assert set(reasons) == {"train/corrupt.mid", "train/text.mid", "train/silent.mid"}
     assert all(reason for reason in reasons.values())
     assert reasons["train/silent.mid"] == "no pitched notes"
-    assert out.read_bytes() == (music.build_corpus_file(root, "train", tmp_path / "again.npz"),
+    assert out.read_bytes() == (build_corpus_file(root, "train", tmp_path / "again.npz"),
                                 (tmp_path / "again.npz").read_bytes())[1]
 
 

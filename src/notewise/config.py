@@ -101,12 +101,12 @@ def check_config(config: dict) -> dict:
                      f"timbre id {ds['timbre']} does not exist (timbres.count = {timbres['count']})")
             continue
         if ds["kind"] == "midi_render":
-            from notewise.music.render import check_music_settings
+            from notewise.music.checks import check_music_settings
 
             check_music_settings(ds, key, timbres["count"])
             continue
         if ds["kind"] == "soundfont_render":
-            from notewise.music.soundfont import check_soundfont_settings
+            from notewise.music.checks import check_soundfont_settings
 
             check_soundfont_settings(ds, key)
             continue

@@ -47,6 +47,7 @@ import numpy as np
 import scipy.fft
 from numba import njit
 
+from notewise.music.checks import enabled
 from notewise.synth.rng import randint, random_u64, uniform, uniform01
 from notewise.synth.oscillator import (TWO_PI, audible_partial_count, envelope_in_samples, envelope_piece_samples,
                     fill_envelope, fill_partial_phases, partial_frequency, render_harmonic,
@@ -65,10 +66,6 @@ DRAW_ROOM_ON, DRAW_ROOM_RT60, DRAW_ROOM_KEY, DRAW_ROOM_DRR = 6, 7, 8, 9
 
 
 # ----------------------------------------------------------------------------- settings
-
-
-def enabled(augment: dict, name: str) -> bool:
-    return bool(augment.get(name, {}).get("enabled", False))
 
 
 def _probability(augment, name) -> float:

@@ -19,7 +19,7 @@ def _json(text: str) -> dict:
 
 
 def music_notes(args: argparse.Namespace) -> None:
-    from notewise.music.render import build_corpus_file
+    from notewise.music.corpus import build_corpus_file
 
     corpus = build_corpus_file(args.corpus, args.split, args.output, args.val_percent,
                                args.workers)

@@ -2,12 +2,9 @@
 
 Two stages:
 
-1. ``build_corpus`` (rule ``music_notes``) reads the corpus' MIDI files once, with the MIDI
-   reader (``notewise.midi.reading``: bounded size, time and memory), into a compact
-   :class:`MusicCorpus` (``results/datasets/<name>/notes.npz``): per piece its name and its notes
-   (start/end seconds, MIDI pitch, velocity, program, track), drums and empty notes dropped.
-   Files that fail to parse are skipped and listed with the reason (``skipped_*``).
-2. ``generate_music_range`` (what ``generate.generate_range`` dispatches to) renders windows.
+1. ``notewise.music.corpus.build_corpus`` (rule ``music_notes``) reads the corpus' MIDI files
+   once into ``results/datasets/<name>/notes.npz``.
+2. ``generate_music_samples`` (the kind's generator in ``notewise.kinds``) renders windows.
    Sample ``i`` draws (counter RNG, dataset key) a position uniformly over every piece's possible
    window starts (so pieces weigh by length), takes the notes sounding in ``[pos, pos + W)`` with
    their *true* window-relative onsets and offsets (classes 1-4 follow from them), renders them
@@ -28,17 +25,16 @@ note stops sounding (note-off, or the end of its room tail).
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
 import logging
-import os
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from notewise.music import augment as aug
+from notewise.music.checks import music_settings
+from notewise.music.corpus import MusicCorpus, load_corpus, notes_path, piece_key
 from notewise.synth.bin_kernels import freq_to_bin_scalar
+from notewise.synth.bins import midi_to_hz
 from notewise.synth.labels import (classify_note, confidence_weight, in_label_range, label_window,
                      note_energy, visible_ratio, write_targets)
 from notewise.synth.rng import dataset_key, mix64, randint, random_u64
@@ -47,164 +43,8 @@ from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit, new_scratch
 
 log = logging.getLogger(__name__)
 
-NOTES_FILE = "notes.npz"
-#: Extra note-table columns of music-driven shards (beside shards.NOTE_DTYPES).
+#: Draw number of a window's position (counter RNG).
 DRAW_POSITION = 0
-#: |deviation| slack of the validation's equal-temperament check, cents (float32 round-off).
-CENTS_TOLERANCE = 0.05
-
-
-def midi_to_hz(pitch) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) - 69.0) / 12.0)
-
-
-def piece_key(name: str) -> np.uint64:
-    """A stable 64-bit key of a piece's name (its timbres and performance depend on it)."""
-    return np.uint64(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
-
-
-# --------------------------------------------------------------------------- corpus
-
-
-@dataclass
-class MusicCorpus:
-    """Note events of a corpus, pieces in name order, notes of a piece sorted by start."""
-
-    names: np.ndarray          # str [P]
-    piece_start: np.ndarray    # int64 [P + 1]: notes of piece p are piece_start[p]:[p+1]
-    start_s: np.ndarray        # float64 [M]
-    end_s: np.ndarray          # float64 [M]
-    pitch: np.ndarray          # int16 [M], MIDI
-    velocity: np.ndarray       # int16 [M], 1..127
-    program: np.ndarray        # int16 [M]
-    track: np.ndarray          # int16 [M]
-    skipped_names: np.ndarray  # str: files that failed to parse (or held no notes)
-    skipped_reasons: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @property
-    def num_notes(self) -> int:
-        return int(self.piece_start[-1])
-
-    def save(self, path) -> None:
-        """Byte-deterministic ``.npz``, written atomically."""
-        from notewise.store.npzfile import npz_bytes
-        from notewise.atomicio import atomic_write_bytes
-
-        members = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        atomic_write_bytes(Path(path), npz_bytes(members))
-
-    @classmethod
-    def load(cls, path) -> "MusicCorpus":
-        with np.load(path, allow_pickle=False) as data:
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
-
-    @classmethod
-    def from_pieces(cls, pieces: dict[str, dict], skipped: dict[str, str]) -> "MusicCorpus":
-        """From ``{name: {column: array}}`` (columns as :func:`piece_columns` returns them)."""
-        names = sorted(pieces)
-        columns = {}
-        for column, dtype in (("start_s", np.float64), ("end_s", np.float64),
-                              ("pitch", np.int16), ("velocity", np.int16),
-                              ("program", np.int16), ("track", np.int16)):
-            parts = [np.asarray(pieces[n][column], dtype) for n in names]
-            columns[column] = np.concatenate(parts) if parts else np.zeros(0, dtype)
-        counts = [len(pieces[n]["start_s"]) for n in names]
-        piece_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(np.array(names, dtype=str), piece_start,
-                   **columns, skipped_names=np.array(sorted(skipped), dtype=str),
-                   skipped_reasons=np.array([skipped[n] for n in sorted(skipped)], dtype=str))
-
-
-def piece_columns(notes) -> dict[str, np.ndarray] | None:
-    """Columns of a piece from the MIDI reader's notes in seconds (``TimedNote``): pitched
-    (drums dropped), non-empty notes in start order; None if there is none."""
-    rows = sorted((n.onset, n.offset, n.pitch, n.velocity, n.program, n.track) for n in notes
-                  if not n.drum and n.offset > n.onset and n.velocity > 0)
-    if not rows:
-        return None
-    columns = ("start_s", "end_s", "pitch", "velocity", "program", "track")
-    return {name: np.asarray(values) for name, values in zip(columns, zip(*rows))}
-
-
-def build_corpus(paths, names=None, workers: int = 1, timeout: float | None = None) -> MusicCorpus:
-    """Read every file with the MIDI reader (size, time and memory bounded, in worker
-    processes); a file that fails, or holds no pitched note, is skipped, logged and listed with
-    its reason in ``skipped_*``. ``names``: what pieces are called (default: the file names)."""
-    from notewise.midi.reading import DEFAULT_TIMEOUT, MidiReader, notes_in_seconds
-    from notewise.midi.smf import MidiFileError
-
-    paths = [Path(p) for p in paths]
-    names = [p.name for p in paths] if names is None else list(names)
-    pieces, skipped = {}, {}
-    with MidiReader(workers=workers, timeout=timeout or DEFAULT_TIMEOUT) as reader:
-        for (path, result), name in zip(reader.read_many(paths), names):
-            failed = isinstance(result, MidiFileError)
-            piece = None if failed else piece_columns(notes_in_seconds(result))
-            if piece is None:
-                skipped[name] = str(result) if failed else "no pitched notes"
-                log.warning("skipping %s: %s", path, skipped[name])
-            else:
-                pieces[name] = piece
-    return MusicCorpus.from_pieces(pieces, skipped)
-
-
-def corpus_files(root, split: str, val_percent: int = 20) -> list[Path]:
-    """MIDI files of ``split`` in a corpus directory, by the MIDI rules' convention
-    (``notewise.midi.corpus.user_corpus_files``)."""
-    from notewise.midi.corpus import has_split_dirs, user_corpus_files
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"corpus directory {root} does not exist")
-    base = root / split if has_split_dirs(root) else root
-    return [base / name for name in user_corpus_files(root, val_percent)[split]]
-
-
-def build_corpus_file(root, split: str, output, val_percent: int = 20,
-                      workers: int = 1) -> MusicCorpus:
-    """``notewise music-notes``: extract a corpus split into ``output`` (notes.npz)."""
-    root = Path(root)
-    files = corpus_files(root, split, val_percent)
-    corpus = build_corpus(files, [p.relative_to(root).as_posix() for p in files], workers)
-    if len(corpus) == 0:
-        raise ValueError(f"{root} ({split}): no readable MIDI file among {len(files)}")
-    corpus.save(output)
-    log.info("%s (%s): %d pieces, %d notes, %d skipped", root, split, len(corpus),
-             corpus.num_notes, len(corpus.skipped_names))
-    return corpus
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def music_settings(settings: dict) -> dict:
-    """``settings`` of a midi_render dataset with the schema's nested defaults filled in."""
-    from notewise.config import fill_defaults, load_schema
-
-    schema = load_schema()["$defs"]["midi_render"]
-    return fill_defaults(schema, settings)
-
-
-def check_music_settings(ds: dict, key: str, n_timbres: int) -> None:
-    """Semantic checks of a midi_render dataset (``notewise.config.check_config``)."""
-    from notewise.config import ConfigError
-
-    settings = music_settings(ds)
-    ids = settings["timbres"]
-    mapped = [int(t) for t in settings["program_timbres"].values()]
-    bad = [t for t in (mapped if ids == "all" else list(ids) + mapped) if t >= n_timbres]
-    if bad:
-        raise ConfigError(f"config key '{key}.timbres': timbre ids {bad} do not exist"
-                          f" (timbres.count = {n_timbres})")
-    for name, pair in (("gain", "db"), ("noise", "snr_db"), ("vibrato", "rate_hz"),
-                       ("vibrato", "depth_cents"), ("room", "rt60_s"), ("room", "drr_db")):
-        low, high = settings["augment"][name][pair]
-        if low > high:
-            raise ConfigError(f"config key '{key}.augment.{name}.{pair}': expected [low, high]"
-                              f" with low <= high, got {[low, high]}")
 
 
 # --------------------------------------------------------------------------- rendering
@@ -461,25 +301,6 @@ def render_sample(ctx: _Context, sample: int, timbres, wave, conf, energy) -> di
     }
 
 
-def notes_path(spec: dict) -> Path:
-    """Where a dataset's note corpus lives: ``spec['notes_file']``, else the workflow's
-    ``results/datasets/<dataset>/notes.npz`` (relative to the working directory)."""
-    return Path(spec.get("notes_file") or Path("results/datasets") / spec["dataset"] / NOTES_FILE)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_corpus(path: str, mtime_ns: int) -> MusicCorpus:
-    return MusicCorpus.load(path)
-
-
-def load_corpus(path) -> MusicCorpus:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the note corpus of this midi_render dataset is missing"
-                                " (built by the music_notes rule)")
-    return _load_corpus(str(path), os.stat(path).st_mtime_ns)
-
-
 def generate_music_samples(spec: dict, samples, timbres, *, out=None,
                            corpus: MusicCorpus | None = None):
     """Samples ``samples`` of a midi_render dataset as a ``ShardData`` (row ``r`` = sample
@@ -512,33 +333,3 @@ def generate_music_range(spec: dict, start: int, count: int, timbres,
 # --------------------------------------------------------------------------- validation
 
 
-def _deviation_bounds(augment: dict) -> tuple[float, float]:
-    """(largest |detune| + vibrato mean shift, largest vibrato depth) the settings allow, cents."""
-    detune = augment["detune"]["cents"] if aug.enabled(augment, "detune") else 0.0
-    depth = augment["vibrato"]["depth_cents"][1] if aug.enabled(augment, "vibrato") else 0.0
-    return detune + depth, depth
-
-
-def check_music_notes(members: dict, spec: dict) -> str | None:
-    """What validation checks beyond the common rules for a midi_render shard; the failure, or
-    None. Labelled frequencies must be MIDI pitches moved by the recorded deviation, and the
-    deviation and vibrato depth within what the augmentations can produce."""
-    missing = [k for k in OPTIONAL_NOTE_DTYPES if k not in members]
-    if missing:
-        return f"midi_render note table lacks {missing}"
-    deviation = members["note_detune_cents"].astype(np.float64)
-    depth = members["note_vibrato_cents"].astype(np.float64)
-    if not len(deviation):
-        return None
-    max_deviation, max_depth = _deviation_bounds(music_settings(spec["settings"])["augment"])
-    if np.abs(deviation).max() > max_deviation + CENTS_TOLERANCE:
-        return (f"a note deviates {np.abs(deviation).max():.3f} cents from its MIDI pitch, the"
-                f" augmentations allow {max_deviation}")
-    cents = 1200.0 * np.log2(members["note_freq"].astype(np.float64) / 440.0) - deviation
-    off_grid = np.abs(cents - 100.0 * np.round(cents / 100.0))
-    if off_grid.max() > CENTS_TOLERANCE:
-        return (f"note_freq minus note_detune_cents is {off_grid.max():.3f} cents off the MIDI"
-                " pitch grid")
-    if depth.min() < 0 or depth.max() > max_depth:
-        return f"note_vibrato_cents outside [0, {max_depth}] (the configured vibrato depth)"
-    return None

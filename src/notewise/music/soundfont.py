@@ -47,12 +47,14 @@ import numpy as np
 
 from numba import njit
 
+from notewise.music.checks import (SoundFontError, check_soundfont_file, soundfont_path,
+                                   soundfont_settings)
+from notewise.music.corpus import load_corpus, notes_path
+from notewise.music.render import corpus_windows, sounding_notes, start_of
 from notewise.synth.labels import label_window_powers
 from notewise.synth.rng import randint
 from notewise.store.layout import NOTE_DTYPES
 
-#: ``soundfont: default``: the General MIDI SoundFont the ``pretty_midi`` wheel ships.
-DEFAULT_SOUNDFONT = "default"
 #: Samples of silence rendered per block after a reset, until one block is exactly zero.
 FLUSH_BLOCK = 1024
 FLUSH_MAX_BLOCKS = 256
@@ -64,34 +66,6 @@ TAIL_FLOOR = 1e-4
 DRAW_PROGRAM = 0
 #: Draws of the dataset key: a run's piece (counter: the run), a sample's start (counter: it).
 DRAW_RUN_PIECE, DRAW_RUN_START = 1, 0
-
-
-class SoundFontError(ValueError):
-    """A SoundFont file is missing, unreadable or lacks a program; the message names the file."""
-
-
-def default_soundfont_path() -> Path:
-    import pretty_midi
-
-    return Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
-
-
-def soundfont_path(name: str) -> Path:
-    """``"default"`` -> pretty_midi's TimGM6mb.sf2; anything else is a path."""
-    return default_soundfont_path() if name == DEFAULT_SOUNDFONT else Path(name)
-
-
-def check_soundfont_file(path) -> None:
-    """Cheap checks, for config time: the file exists, is readable and is a RIFF ``sfbk``
-    (SF2/SF3) file. Raises :class:`SoundFontError` naming it."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError as err:
-        raise SoundFontError(f"SoundFont {path}: cannot be read ({err.strerror or err})") from err
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
-        raise SoundFontError(f"SoundFont {path}: not an SF2/SF3 file (no RIFF sfbk header)")
 
 
 @functools.lru_cache(maxsize=4)
@@ -225,25 +199,6 @@ def note_renderer(settings: dict, sample_rate: int) -> NoteRenderer:
 # --------------------------------------------------------------------------- settings
 
 
-def soundfont_settings(settings: dict) -> dict:
-    """``settings`` of a soundfont_render dataset with the schema's defaults filled in."""
-    from notewise.config import fill_defaults, load_schema
-
-    return fill_defaults(load_schema()["$defs"]["soundfont_render"], settings)
-
-
-def check_soundfont_settings(ds: dict, key: str) -> None:
-    """Semantic checks of a soundfont_render dataset (``notewise.config.check_config``): the
-    SoundFont file exists and is an SF2/SF3 file (before any job runs)."""
-    from notewise.config import ConfigError
-
-    settings = soundfont_settings(ds)
-    try:
-        check_soundfont_file(soundfont_path(settings["soundfont"]))
-    except SoundFontError as err:
-        raise ConfigError(f"config key '{key}.soundfont': {err}") from err
-
-
 # --------------------------------------------------------------------------- windows
 
 
@@ -270,7 +225,6 @@ class SoundFontContext:
 
 
 def soundfont_context(spec: dict, corpus) -> SoundFontContext:
-    from notewise.music.render import corpus_windows
 
     settings = soundfont_settings(spec["settings"])
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
@@ -285,7 +239,6 @@ def window_position(ctx: SoundFontContext, sample: int) -> tuple[int, int]:
     piece (drawn by length, as ``music.window_position`` does for one sample), each its own
     start, uniform in that piece: the marginal distribution is ``midi_render``'s, and a shard's
     neighbouring windows repeat notes that the renderer's cache then holds."""
-    from notewise.music.render import start_of
 
     run = np.int64(sample // ctx.settings["piece_run"])
     piece, _ = start_of(ctx, randint(ctx.key, run, DRAW_RUN_PIECE, 0, int(ctx.cumulative[-1]) - 1))
@@ -315,7 +268,6 @@ class WindowParts:
 def render_parts(ctx: SoundFontContext, piece: int, pos: int) -> WindowParts:
     """Every note sounding (or ringing, within ``release_tail_s``) in the window at ``pos`` of
     ``piece`` (``window_position`` of a sample), each rendered alone from its key down."""
-    from notewise.music.render import sounding_notes
 
     notes = sounding_notes(ctx, piece, pos, ctx.tail)
     corpus, window = ctx.corpus, ctx.window
@@ -374,7 +326,7 @@ def label_measured(freqs, onsets, offsets, mean_squares, window: int, bins: dict
 def render_sample(ctx: SoundFontContext, sample: int, wave, conf, energy) -> dict:
     """Render and label ``sample`` into the rows ``wave``, ``conf``, ``energy``; returns its
     note-table columns (labelled notes only)."""
-    from notewise.music.render import midi_to_hz
+    from notewise.synth.bins import midi_to_hz
     from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit
 
     w = render_parts(ctx, *window_position(ctx, sample))
@@ -404,7 +356,6 @@ def generate_soundfont_samples(spec: dict, samples, *, out=None, corpus=None):
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
     dataset's notes file (``music.notes_path``)."""
     from notewise.synth.generate import ShardData, _output_arrays
-    from notewise.music.render import load_corpus, notes_path
 
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
@@ -423,21 +374,3 @@ def generate_soundfont_samples(spec: dict, samples, *, out=None, corpus=None):
 # --------------------------------------------------------------------------- validation
 
 
-def check_soundfont_notes(members: dict, spec: dict) -> str | None:
-    """What validation checks beyond the common rules for a soundfont_render shard; the failure,
-    or None: labelled frequencies are equal-tempered MIDI pitches and every note's program is
-    one of the configured ``programs``."""
-    from notewise.music.render import CENTS_TOLERANCE
-
-    freqs = members["note_freq"].astype(np.float64)
-    if not len(freqs):
-        return None
-    cents = 1200.0 * np.log2(freqs / 440.0)
-    off_grid = np.abs(cents - 100.0 * np.round(cents / 100.0))
-    if off_grid.max() > CENTS_TOLERANCE:
-        return f"note_freq is {off_grid.max():.3f} cents off the MIDI pitch grid"
-    programs = set(int(p) for p in soundfont_settings(spec["settings"])["programs"])
-    bad = sorted(set(members["note_timbre"].astype(int).tolist()) - programs)
-    if bad:
-        return f"note_timbre (GM program) {bad} not among the configured programs"
-    return None

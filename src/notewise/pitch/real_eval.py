@@ -77,7 +77,7 @@ def check_held_out(config: dict) -> None:
     """Held out by construction: no training set reads the evaluation's corpus split, and no
     soundfont_render set uses its SoundFont. Raises ``ConfigError`` naming the key."""
     from notewise.config import ConfigError
-    from notewise.music.soundfont import soundfont_path
+    from notewise.music.checks import soundfont_path
 
     settings = real_eval_settings(config)
     soundfont = held_out_soundfont(settings)
@@ -113,7 +113,7 @@ def piece_names(corpus) -> set[str]:
 
 def check_disjoint(corpus, training_notes) -> None:
     """No piece of ``corpus`` in any training notes file (a ``ValueError`` naming one)."""
-    from notewise.music.render import load_corpus
+    from notewise.music.corpus import load_corpus
 
     names = piece_names(corpus)
     for path in training_notes:
@@ -160,7 +160,7 @@ def render_clip(renderer, notes: dict, program: int, clip_s: float, sample_rate:
 
 def reference_frames(notes: dict, clip_s: float) -> tuple[np.ndarray, list[np.ndarray]]:
     """``mir_eval`` multipitch reference: frame times every 10 ms, the sounding f0s of each."""
-    from notewise.music.render import midi_to_hz
+    from notewise.synth.bins import midi_to_hz
 
     times = np.arange(int(round(clip_s / FRAME_S))) * FRAME_S
     freqs = midi_to_hz(notes["pitch"])
@@ -200,7 +200,7 @@ def render_clips(notes_file, soundfont, settings: dict, out_dir, training_notes=
                  sample_rate: int = 44100) -> dict:
     """Step 1 (module docstring): WAVs, references and ``manifest.json`` under ``out_dir``."""
     from notewise.atomicio import atomic_write_text
-    from notewise.music.render import load_corpus
+    from notewise.music.corpus import load_corpus
     from notewise.music.soundfont import NoteRenderer
 
     corpus = load_corpus(notes_file)

@@ -260,7 +260,7 @@ def _random_polyphony_shard(notes, classes, per_window, spec, tpath) -> None:
 def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
     """Polyphony comes from the music (no cap to check); the pitch deviations must explain the
     labels (``music.check_music_notes``)."""
-    from notewise.music.render import check_music_notes
+    from notewise.music.checks import check_music_notes
 
     problem = check_music_notes(notes, spec)
     _require(problem is None, tpath, "notes", problem)
@@ -269,7 +269,7 @@ def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
 def _soundfont_render_shard(notes, classes, per_window, spec, tpath) -> None:
     """Polyphony comes from the music; labels are MIDI pitches of configured programs
     (``soundfont.check_soundfont_notes``)."""
-    from notewise.music.soundfont import check_soundfont_notes
+    from notewise.music.checks import check_soundfont_notes
 
     problem = check_soundfont_notes(notes, spec)
     _require(problem is None, tpath, "notes", problem)

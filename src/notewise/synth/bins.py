@@ -21,6 +21,11 @@ def fractional_bin(freq, f_min, f_max, n_bins):
     return (n_bins - 1) * np.log(freq / f_min) / np.log(f_max / f_min)
 
 
+def midi_to_hz(pitch) -> np.ndarray:
+    """Equal-tempered frequency in Hz of MIDI pitch(es) ``pitch`` (A4 = 69 = 440 Hz), float64."""
+    return 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) - 69.0) / 12.0)
+
+
 def bin_frequency(bin_index, f_min, f_max, n_bins):
     """Frequency in Hz of the (possibly fractional) bin ``bin_index`` (scalars or arrays)."""
     return f_min * (f_max / f_min) ** (bin_index / (n_bins - 1))
