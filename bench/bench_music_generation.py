@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 
 import yaml  # noqa: E402
 
-from notewise.config import generation_spec, with_defaults  # noqa: E402
+from notewise.config import with_defaults
+from notewise.workflow.specs import generation_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

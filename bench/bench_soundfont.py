@@ -32,7 +32,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from notewise.config import canonical_json, generation_spec, with_defaults  # noqa: E402
+from notewise.config import canonical_json, with_defaults
+from notewise.workflow.specs import generation_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -30,7 +30,8 @@ from bench_generation import make_spec  # noqa: E402
 from timing import best_seconds  # noqa: E402
 
 from notewise.synth import oscillator as synth  # noqa: E402
-from notewise.synth.generate import KIND_RANDOM_POLYPHONY, _draw_notes, _note_scratch, kind_params  # noqa: E402
+from notewise.synth.generate import (SAMPLER_RANDOM_POLYPHONY, _draw_notes, _note_scratch,  # noqa: E402
+                                     random_polyphony_params)
 from notewise.synth.rng import dataset_key  # noqa: E402
 from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
@@ -61,7 +62,7 @@ def _notes(out, amplitudes, stretch, adsr, scratch, reps, length):
 def _windows(key, samples, params, single, amplitudes, stretches, adsr, waveforms, notes):
     scratch = synth.new_scratch(waveforms.shape[1], amplitudes.shape[1])
     for row in range(waveforms.shape[0]):
-        count = _draw_notes(KIND_RANDOM_POLYPHONY, key, samples[row], params, single, adsr,
+        count = _draw_notes(SAMPLER_RANDOM_POLYPHONY, key, samples[row], params, single, adsr,
                             waveforms.shape[1], 44100.0, 20.0, 5000.0, 2048, notes)
         synth.render_window(waveforms[row], count, notes.freqs, notes.velocities, notes.timbre_ids,
                             notes.onsets, notes.offsets, notes.phase_keys, np.nan, amplitudes,
@@ -120,7 +121,7 @@ def main() -> None:
                                                       scratch, 2000, length), 7)
                 print(f"  the same note, {length} sample(s) long: {seconds / 2000 * 1e6:.2f} us")
 
-    kind = kind_params(spec, len(timbres), args.windows)
+    kind = random_polyphony_params(spec, len(timbres), args.windows)
     samples = np.arange(args.windows, dtype=np.int64)
     waveforms = np.zeros((args.windows, 4096), np.float32)
     seconds = best_seconds(lambda: _windows(

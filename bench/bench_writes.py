@@ -65,7 +65,7 @@ def synthetic_shard(n: int, window: int = 4096, n_bins: int = 2048, seed: int = 
 
 
 def generated_shard(n: int) -> Shard:
-    from notewise.config import generation_spec
+    from notewise.workflow.specs import generation_spec
     from notewise.synth.generate import generate_range
     from notewise.synth.timbres import TimbreLibrary
     import yaml

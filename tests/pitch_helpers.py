@@ -75,7 +75,7 @@ def make_dataset(path, kind: str = "random_polyphony", num_samples: int = 64, se
     the default timbre library), as ``notewise generate-shard`` would; returns ``path``."""
     from pathlib import Path
 
-    from notewise.config import generation_spec, shard_plan
+    from notewise.workflow.specs import generation_spec, shard_plan
     from notewise.synth.generate import generate_range
     from notewise.store.layout import targets_path, waveform_path
     from notewise.store.shards import write_shard

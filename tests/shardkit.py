@@ -140,7 +140,8 @@ def build_with_cli(results, config, dataset):
     the rules run (build-timbres, generate-shard, validate-shard, validate-dataset,
     assemble-meta), in process; returns the dataset directory."""
     from notewise.cli import main
-    from notewise.config import canonical_json, check_config, generation_spec, shard_plan
+    from notewise.config import canonical_json
+    from notewise.workflow.specs import check_config, generation_spec, shard_plan
     from notewise.workflow.codehash import generator_code_hash
     from notewise.store.layout import relative_shard_paths
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.config import ConfigError, check_config
+from notewise.config import ConfigError
+from notewise.workflow.specs import check_config
 from notewise.music.corpus import MusicCorpus, build_corpus_file
 from notewise.synth.bins import midi_to_hz
 from notewise.music import render as music

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.config import ConfigError, check_config
+from notewise.config import ConfigError
+from notewise.workflow.specs import check_config
 from notewise.music.checks import SoundFontError, default_soundfont_path
 from notewise.music.corpus import MusicCorpus
 from notewise.synth.bins import midi_to_hz

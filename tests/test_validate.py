@@ -173,14 +173,18 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
     assert missed == []
 
 
-def test_every_dataset_kind_has_validation_rules():
-    """A kind added to the generator without rules here fails this test, not a user's build."""
-    from notewise.synth.generate import KIND_BUILDERS
-    from notewise.store.validate import KIND_RULES, kind_rules
+def test_every_dataset_kind_has_one_complete_registry_entry():
+    """Each kind the schema allows has an entry, whose generator exists; an unknown kind is named."""
+    from notewise import kinds
+    from notewise.config import load_schema
 
-    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render", "soundfont_render"}
-    with pytest.raises(ValueError, match="no validation rules for dataset kind 'chirps'"):
-        kind_rules("chirps")
+    schema_kinds = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert set(kinds.KINDS) == set(schema_kinds["kind"]["enum"])
+    for kind in kinds.KINDS.values():
+        assert callable(kind.generate()) and callable(kind.check)
+        assert callable(kind.shard_notes) and callable(kind.distributions) and kind.code
+    with pytest.raises(ValueError, match="unknown dataset kind 'chirps'"):
+        kinds.kind("chirps")
 
 
 def test_check_dataset_refuses_shards_no_meta_describes(dataset):
@@ -218,7 +222,7 @@ def test_remove_damaged_deletes_exactly_the_damaged_shards(tmp_path):
 
 
 def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
-    from notewise.config import generation_spec
+    from notewise.workflow.specs import generation_spec
     from notewise.store.layout import build_id
 
     small = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 100}}}

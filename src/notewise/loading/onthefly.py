@@ -65,7 +65,7 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
     @classmethod
     def from_config(cls, config: Mapping, dataset: str, timbres=None, **kwargs) -> "OnTheFlyDataset":
         """Dataset ``dataset`` of a workflow config (``config.yaml`` plus overrides, as a dict)."""
-        from notewise.config import check_config, generation_spec, num_samples
+        from notewise.workflow.specs import check_config, generation_spec, num_samples
 
         full = check_config(dict(config))
         if dataset not in full["datasets"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from notewise.config import ConfigError, fill_defaults, load_schema
+from notewise.config import ConfigError, check_pair, check_timbre_ids, kind_settings
 from notewise.store.layout import OPTIONAL_NOTE_DTYPES
 
 
@@ -21,27 +21,16 @@ def enabled(augment: dict, name: str) -> bool:
     return bool(augment.get(name, {}).get("enabled", False))
 
 
-def music_settings(settings: dict) -> dict:
-    """``settings`` of a midi_render dataset with the schema's nested defaults filled in."""
-    schema = load_schema()["$defs"]["midi_render"]
-    return fill_defaults(schema, settings)
-
-
-def check_music_settings(ds: dict, key: str, n_timbres: int) -> None:
-    """Semantic checks of a midi_render dataset (``notewise.config.check_config``)."""
-    settings = music_settings(ds)
+def check_midi_render(ds: dict, key: str, full: dict) -> None:
+    """Config checks of a midi_render dataset: timbre ids exist, ranges are ordered."""
+    settings = kind_settings(ds)
     ids = settings["timbres"]
     mapped = [int(t) for t in settings["program_timbres"].values()]
-    bad = [t for t in (mapped if ids == "all" else list(ids) + mapped) if t >= n_timbres]
-    if bad:
-        raise ConfigError(f"config key '{key}.timbres': timbre ids {bad} do not exist"
-                          f" (timbres.count = {n_timbres})")
+    check_timbre_ids(mapped if ids == "all" else list(ids) + mapped, f"{key}.timbres",
+                     full["timbres"]["count"])
     for name, pair in (("gain", "db"), ("noise", "snr_db"), ("vibrato", "rate_hz"),
                        ("vibrato", "depth_cents"), ("room", "rt60_s"), ("room", "drr_db")):
-        low, high = settings["augment"][name][pair]
-        if low > high:
-            raise ConfigError(f"config key '{key}.augment.{name}.{pair}': expected [low, high]"
-                              f" with low <= high, got {[low, high]}")
+        check_pair(list(settings["augment"][name][pair]), f"{key}.augment.{name}.{pair}")
 
 
 def _deviation_bounds(augment: dict) -> tuple[float, float]:
@@ -51,9 +40,9 @@ def _deviation_bounds(augment: dict) -> tuple[float, float]:
     return detune + depth, depth
 
 
-def check_music_notes(members: dict, spec: dict) -> str | None:
+def midi_render_shard(members: dict, classes, per_window, spec: dict) -> str | None:
     """What validation checks beyond the common rules for a midi_render shard; the failure, or
-    None. Labelled frequencies must be MIDI pitches moved by the recorded deviation, and the
+    None. Polyphony comes from the music (no cap to check). Labelled frequencies must be MIDI pitches moved by the recorded deviation, and the
     deviation and vibrato depth within what the augmentations can produce."""
     missing = [k for k in OPTIONAL_NOTE_DTYPES if k not in members]
     if missing:
@@ -62,7 +51,7 @@ def check_music_notes(members: dict, spec: dict) -> str | None:
     depth = members["note_vibrato_cents"].astype(np.float64)
     if not len(deviation):
         return None
-    max_deviation, max_depth = _deviation_bounds(music_settings(spec["settings"])["augment"])
+    max_deviation, max_depth = _deviation_bounds(kind_settings(spec["settings"])["augment"])
     if np.abs(deviation).max() > max_deviation + CENTS_TOLERANCE:
         return (f"a note deviates {np.abs(deviation).max():.3f} cents from its MIDI pitch, the"
                 f" augmentations allow {max_deviation}")
@@ -108,24 +97,19 @@ def check_soundfont_file(path) -> None:
         raise SoundFontError(f"SoundFont {path}: not an SF2/SF3 file (no RIFF sfbk header)")
 
 
-def soundfont_settings(settings: dict) -> dict:
-    """``settings`` of a soundfont_render dataset with the schema's defaults filled in."""
-    return fill_defaults(load_schema()["$defs"]["soundfont_render"], settings)
-
-
-def check_soundfont_settings(ds: dict, key: str) -> None:
-    """Semantic checks of a soundfont_render dataset (``notewise.config.check_config``): the
-    SoundFont file exists and is an SF2/SF3 file (before any job runs)."""
-    settings = soundfont_settings(ds)
+def check_soundfont_render(ds: dict, key: str, full: dict) -> None:
+    """Config checks of a soundfont_render dataset: the SoundFont file exists and is an SF2/SF3
+    file (before any job runs)."""
+    settings = kind_settings(ds)
     try:
         check_soundfont_file(soundfont_path(settings["soundfont"]))
     except SoundFontError as err:
         raise ConfigError(f"config key '{key}.soundfont': {err}") from err
 
 
-def check_soundfont_notes(members: dict, spec: dict) -> str | None:
+def soundfont_render_shard(members: dict, classes, per_window, spec: dict) -> str | None:
     """What validation checks beyond the common rules for a soundfont_render shard; the failure,
-    or None: labelled frequencies are equal-tempered MIDI pitches and every note's program is
+    or None (polyphony comes from the music): labelled frequencies are equal-tempered MIDI pitches and every note's program is
     one of the configured ``programs``."""
     freqs = members["note_freq"].astype(np.float64)
     if not len(freqs):
@@ -134,7 +118,7 @@ def check_soundfont_notes(members: dict, spec: dict) -> str | None:
     off_grid = np.abs(cents - 100.0 * np.round(cents / 100.0))
     if off_grid.max() > CENTS_TOLERANCE:
         return f"note_freq is {off_grid.max():.3f} cents off the MIDI pitch grid"
-    programs = set(int(p) for p in soundfont_settings(spec["settings"])["programs"])
+    programs = set(int(p) for p in kind_settings(spec["settings"])["programs"])
     bad = sorted(set(members["note_timbre"].astype(int).tolist()) - programs)
     if bad:
         return f"note_timbre (GM program) {bad} not among the configured programs"

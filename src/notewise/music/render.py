@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from notewise.music import augment as aug
-from notewise.music.checks import music_settings
+from notewise.config import kind_settings
 from notewise.music.corpus import MusicCorpus, load_corpus, notes_path, piece_key
 from notewise.synth.bin_kernels import freq_to_bin_scalar
 from notewise.synth.bins import midi_to_hz
@@ -40,6 +40,7 @@ from notewise.synth.labels import (classify_note, confidence_weight, in_label_ra
 from notewise.synth.rng import dataset_key, mix64, randint, random_u64
 from notewise.store.layout import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
 from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit, new_scratch
+from notewise.synth.windows import ShardData, output_arrays
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def corpus_windows(spec: dict, corpus: MusicCorpus) -> tuple:
 
 
 def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
-    settings = music_settings(spec["settings"])
+    settings = kind_settings(spec["settings"])
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
     key, start, end, cumulative, max_length, note_keys = corpus_windows(spec, corpus)
     ids = settings["timbres"]
@@ -306,13 +307,11 @@ def generate_music_samples(spec: dict, samples, timbres, *, out=None,
     """Samples ``samples`` of a midi_render dataset as a ``ShardData`` (row ``r`` = sample
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
     file at :func:`notes_path`."""
-    from notewise.synth.generate import ShardData, _output_arrays
-
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
     ctx = music_context(spec, corpus, len(timbres))
-    waves, confs, energies = _output_arrays(out, len(samples), ctx.window,
-                                            int(spec["bins"]["n_bins"]))
+    waves, confs, energies = output_arrays(out, len(samples), ctx.window,
+                                           int(spec["bins"]["n_bins"]))
     dtypes = {**NOTE_DTYPES, **OPTIONAL_NOTE_DTYPES}
     columns = {k: [np.zeros(0, dt)] for k, dt in dtypes.items()}
     for row, sample in enumerate(samples):

@@ -47,10 +47,11 @@ import numpy as np
 
 from numba import njit
 
-from notewise.music.checks import (SoundFontError, check_soundfont_file, soundfont_path,
-                                   soundfont_settings)
+from notewise.config import kind_settings
+from notewise.music.checks import SoundFontError, check_soundfont_file, soundfont_path
 from notewise.music.corpus import load_corpus, notes_path
 from notewise.music.render import corpus_windows, sounding_notes, start_of
+from notewise.synth.windows import ShardData, output_arrays
 from notewise.synth.labels import label_window_powers
 from notewise.synth.rng import randint
 from notewise.store.layout import NOTE_DTYPES
@@ -226,7 +227,7 @@ class SoundFontContext:
 
 def soundfont_context(spec: dict, corpus) -> SoundFontContext:
 
-    settings = soundfont_settings(spec["settings"])
+    settings = kind_settings(spec["settings"])
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
     return SoundFontContext(
         corpus, settings, *corpus_windows(spec, corpus), np.asarray(settings["programs"], np.int64),
@@ -351,17 +352,16 @@ def piece_order(ctx: SoundFontContext, samples) -> np.ndarray:
     return np.argsort(pieces, kind="stable")
 
 
-def generate_soundfont_samples(spec: dict, samples, *, out=None, corpus=None):
+def generate_soundfont_samples(spec: dict, samples, timbres=None, *, out=None, corpus=None):
     """Samples ``samples`` of a soundfont_render dataset as a ``ShardData`` (row ``r`` = sample
     ``samples[r]``; ``out`` as in ``generate.generate_samples``); ``corpus`` defaults to the
-    dataset's notes file (``music.notes_path``)."""
-    from notewise.synth.generate import ShardData, _output_arrays
-
+    dataset's notes file (``corpus.notes_path``). ``timbres`` is unused (the SoundFont's
+    instruments are the timbres): the kinds' generators share one signature."""
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     corpus = load_corpus(notes_path(spec)) if corpus is None else corpus
     ctx = soundfont_context(spec, corpus)
-    waves, confs, energies = _output_arrays(out, len(samples), ctx.window,
-                                            int(spec["bins"]["n_bins"]))
+    waves, confs, energies = output_arrays(out, len(samples), ctx.window,
+                                           int(spec["bins"]["n_bins"]))
     tables = [None] * len(samples)
     for row in piece_order(ctx, samples):  # repeated notes of a piece hit the renderer's cache
         tables[row] = render_sample(ctx, int(samples[row]), waves[row], confs[row], energies[row])

@@ -47,6 +47,9 @@ OPTIONAL_NOTE_DTYPES: dict[str, np.dtype] = {
     "note_detune_cents": np.dtype(np.float32),
     "note_vibrato_cents": np.dtype(np.float32),
 }
+#: The note classes ``note_class`` holds (SPEC section 3: 4 sounds throughout, 2 starts inside,
+#: 1 ends inside, 3 both).
+CLASSES = (1, 2, 3, 4)
 TARGET_KEYS = ("confs", "energies")
 CRC_KEY = "waveforms_crc32"
 #: The targets member (and ``meta.json`` key) naming the build a shard belongs to: a hash of the

@@ -36,20 +36,23 @@ import io
 import math
 import zipfile
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import Mapping
 
 import numpy as np
 
+from notewise import kinds
+from notewise.store.meta import read_meta
 from notewise.store.npzfile import (central_entry, crc32, end_record, local_header, npy_from_buffer,
                                    npz_members)
-from notewise.store.layout import (BUILD_KEY, CRC_KEY, META_NAME, NOTE_DTYPES,
-    OPTIONAL_NOTE_DTYPES, list_shard_indices, shard_index, targets_path, waveform_path)
+from notewise.store.layout import (BUILD_KEY, CLASSES, CRC_KEY, META_NAME, NOTE_DTYPES,
+                                   OPTIONAL_NOTE_DTYPES, list_shard_indices, shard_index,
+                                   targets_path, waveform_path)
+from notewise.synth.bins import BinSpec
 
 #: |sum - 1| allowed for an energy row stored in float16 (2048 values each rounded to 2**-11).
 ENERGY_SUM_TOL = 2e-3
 #: Relative and absolute slack for a float16-stored target value.
 F16_REL, F16_ABS = 2e-3, 1e-6
-CLASSES = (1, 2, 3, 4)
 
 
 class ShardValidationError(ValueError):
@@ -226,8 +229,6 @@ def _check_notes(notes, n, spec, tpath) -> np.ndarray:
 
 
 def _check_notes_against_spec(notes, classes, per_window, spec, tpath) -> None:
-    from notewise.synth.bins import BinSpec
-
     window = spec["audio"]["window"]
     onset, offset = notes["note_onset"].astype(np.int64), notes["note_offset"].astype(np.int64)
     _require(((offset > 0) & (onset < window) & (offset > onset)).all(), tpath, "notes",
@@ -243,42 +244,12 @@ def _check_notes_against_spec(notes, classes, per_window, spec, tpath) -> None:
     in_range = BinSpec.from_dict(spec["bins"]).contains(notes["note_freq"])
     _require(in_range.all(), tpath, "notes",
              lambda: f"note_freq {notes['note_freq'][~in_range][0]} Hz outside the bin range")
-    kind_rules(spec["settings"]["kind"]).shard_notes(notes, classes, per_window, spec, tpath)
-
-
-def _single_note_shard(notes, classes, per_window, spec, tpath) -> None:
-    _require((per_window == 1).all(), tpath, "notes", "single_note windows must hold exactly one note")
-    _require((classes == 4).all(), tpath, "notes", "single_note notes must be class 4")
-
-
-def _random_polyphony_shard(notes, classes, per_window, spec, tpath) -> None:
-    top = max(spec["settings"]["polyphony"])
-    _require(per_window.max() <= top, tpath, "notes",
-             f"a window holds {per_window.max()} notes, the settings allow at most {top}")
-
-
-def _midi_render_shard(notes, classes, per_window, spec, tpath) -> None:
-    """Polyphony comes from the music (no cap to check); the pitch deviations must explain the
-    labels (``music.check_music_notes``)."""
-    from notewise.music.checks import check_music_notes
-
-    problem = check_music_notes(notes, spec)
-    _require(problem is None, tpath, "notes", problem)
-
-
-def _soundfont_render_shard(notes, classes, per_window, spec, tpath) -> None:
-    """Polyphony comes from the music; labels are MIDI pitches of configured programs
-    (``soundfont.check_soundfont_notes``)."""
-    from notewise.music.checks import check_soundfont_notes
-
-    problem = check_soundfont_notes(notes, spec)
+    problem = kinds.kind(spec["settings"]["kind"]).shard_notes(notes, classes, per_window, spec)
     _require(problem is None, tpath, "notes", problem)
 
 
 def _check_peaks(confs, energies, notes, per_window, spec, tpath) -> None:
     """Targets agree with the note table: peaks where the notes are, nothing where none are."""
-    from notewise.synth.bins import BinSpec
-
     sigma = float(spec["labels"]["sigma_bins"])
     rows = notes["note_sample"].astype(np.int64)
     centre = BinSpec.from_dict(spec["bins"]).freq_to_bin(notes["note_freq"].astype(np.float64))
@@ -379,12 +350,6 @@ def validate_shard(waveform_path: str | Path, targets_path: str | Path, spec: Ma
 
 # --------------------------------------------------------------------------- dataset level
 
-#: Fewer notes than this and a missing class is not evidence of a bug.
-MIN_NOTES_FOR_CLASS_CHECK = 200
-#: Fewer windows than this and the mean polyphony is too noisy to judge.
-MIN_WINDOWS_FOR_MEAN_CHECK = 200
-
-
 def _sum_histograms(histograms: list[list[int]]) -> list[int]:
     total = np.zeros(max((len(h) for h in histograms), default=0), dtype=np.int64)
     for h in histograms:
@@ -431,74 +396,9 @@ def summarize_dataset(reports: list[Mapping], spec: Mapping | None) -> dict:
 
 
 def _check_distributions(summary: Mapping, settings: Mapping, name: str) -> None:
-    kind_rules(settings["kind"]).distributions(summary, settings, name)
-
-
-def _single_note_distributions(summary: Mapping, settings: Mapping, name: str) -> None:
-    classes, hist = summary["class_counts"], summary["polyphony_histogram"]
-    if any(hist[k] for k in range(len(hist)) if k != 1) or classes["4"] != summary["num_notes"]:
-        raise DatasetValidationError(f"dataset {name}: single_note needs one class-4 note per"
-                                     f" window, got polyphony histogram {hist}, classes {classes}")
-
-
-def _random_polyphony_distributions(summary: Mapping, settings: Mapping, name: str) -> None:
-    classes = summary["class_counts"]
-    if summary["num_notes"] >= MIN_NOTES_FOR_CLASS_CHECK:
-        absent = [c for c in CLASSES if classes[str(c)] == 0]
-        if absent:
-            raise DatasetValidationError(f"dataset {name}: no note of class {absent} among"
-                                         f" {summary['num_notes']} notes")
-    _check_polyphony(summary["polyphony_histogram"], settings["polyphony"], name)
-
-
-def _no_distribution_check(summary: Mapping, settings: Mapping, name: str) -> None:
-    """``midi_render``: classes and polyphony come from the music, not from settings."""
-
-
-class KindRules(NamedTuple):
-    """What a dataset kind's notes must satisfy: per shard (``shard_notes``, after the rules
-    every kind shares) and over the whole dataset (``distributions``)."""
-
-    shard_notes: Callable
-    distributions: Callable
-
-
-#: Dataset kind -> its validation rules (one entry per kind of ``generate.KIND_BUILDERS`` and
-#: ``midi_render``).
-KIND_RULES = {
-    "single_note": KindRules(_single_note_shard, _single_note_distributions),
-    "random_polyphony": KindRules(_random_polyphony_shard, _random_polyphony_distributions),
-    "midi_render": KindRules(_midi_render_shard, _no_distribution_check),
-    "soundfont_render": KindRules(_soundfont_render_shard, _no_distribution_check),
-}
-
-
-def kind_rules(kind: str) -> KindRules:
-    if kind not in KIND_RULES:
-        raise ValueError(f"no validation rules for dataset kind {kind!r}; known: {sorted(KIND_RULES)}")
-    return KIND_RULES[kind]
-
-
-def _check_polyphony(hist: list[int], drawn: list[int], name: str) -> None:
-    """Labelled polyphony can only fall below the drawn one (invisible notes are dropped), so for
-    every k, P(labelled <= k) >= P(drawn <= k) up to sampling noise; and most notes survive."""
-    drawn = np.asarray(drawn)
-    counts = np.zeros(max(int(drawn.max()) + 1, len(hist)))
-    counts[: len(hist)] = hist
-    windows = counts.sum()
-    labelled_cdf = np.cumsum(counts) / windows
-    for k in range(len(counts)):
-        p = float(np.mean(drawn <= k))
-        slack = 4 * math.sqrt(max(p * (1 - p), 0.01) / windows) + 1 / windows
-        if labelled_cdf[k] < p - slack:
-            raise DatasetValidationError(
-                f"dataset {name}: only {labelled_cdf[k]:.3f} of windows have <= {k} notes, the"
-                f" polyphony setting draws <= {k} with probability {p:.3f}")
-    mean_labelled = float(np.dot(np.arange(len(counts)), counts) / windows)
-    if windows >= MIN_WINDOWS_FOR_MEAN_CHECK and mean_labelled < 0.5 * drawn.mean():
-        raise DatasetValidationError(
-            f"dataset {name}: {mean_labelled:.2f} labelled notes per window on average, the"
-            f" polyphony setting draws {drawn.mean():.2f}: most notes were dropped")
+    problem = kinds.kind(settings["kind"]).distributions(summary, settings)
+    if problem is not None:
+        raise DatasetValidationError(f"dataset {name}: {problem}")
 
 
 def validate_dataset_dir(dataset_dir: str | Path) -> dict:
@@ -507,8 +407,6 @@ def validate_dataset_dir(dataset_dir: str | Path) -> dict:
     Uses the generation spec recorded in ``meta.json`` (none for converted V1 data); a shard whose
     sha256 differs from the one recorded fails, named.
     """
-    from notewise.store.meta import read_meta
-
     dataset_dir = Path(dataset_dir)
     meta_path = dataset_dir / META_NAME
     indices = list_shard_indices(dataset_dir)
@@ -536,8 +434,6 @@ def damaged_shards(dataset_dir: str | Path) -> dict[int, str]:
     """Every shard of a built dataset that fails validation or differs from ``meta.json``
     (missing files included), with the reason: what ``check-dataset --remove-damaged`` deletes
     so that ``snakemake NAME_shards`` rebuilds exactly those."""
-    from notewise.store.meta import read_meta
-
     dataset_dir = Path(dataset_dir)
     meta_path = dataset_dir / META_NAME
     meta = read_meta(meta_path)

@@ -21,11 +21,14 @@ shard; ``notewise.store.shards.ShardWriter`` streams it out).
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+from notewise import kinds
+from notewise.config import fill_defaults, load_schema
 from notewise.synth.chords import chord_params, chords_off
 from notewise.synth.labels import label_window
 from notewise.synth.rng import dataset_key
@@ -34,14 +37,12 @@ from notewise.store.layout import NOTE_DTYPES
 from notewise.store.shards import ShardWriter
 from notewise.synth.oscillator import new_scratch, render_window
 from notewise.synth.timbres import TimbreLibrary, build_timbre_library
+from notewise.synth.windows import ShardData, output_arrays
 
-#: Dataset kinds drawn by a note sampler. Adding one: a code here, a params builder in
-#: ``KIND_BUILDERS`` (bottom of the kind section), a branch in ``_draw_notes`` and its rules in
-#: ``validate.KIND_RULES`` (a test checks they exist). The one kind
-#: without a sampler, ``midi_render`` (notes from real MIDI, ``notewise.music.render``), is handed
-#: over whole in ``generate_samples``.
-KIND_RANDOM_POLYPHONY = 0
-KIND_SINGLE_NOTE = 1
+#: The note samplers of the Numba kernel (``_draw_notes``), one per sampler kind. A kind with its
+#: own generator module (as ``midi_render``) needs none of this: only its ``notewise.kinds`` entry.
+SAMPLER_RANDOM_POLYPHONY = 0
+SAMPLER_SINGLE_NOTE = 1
 
 DEFAULT_SPEC = {
     "seed": 0,
@@ -55,13 +56,6 @@ DEFAULT_SPEC = {
 
 #: Windows generated per chunk by ``write_generated_shard`` (float32 chunk of about 8 MB).
 CHUNK_ROWS = 256
-
-
-class ShardData(NamedTuple):
-    waveforms: np.ndarray  # [N, window] float32
-    confs: np.ndarray  # [N, n_bins] float32 (stored as float16)
-    energies: np.ndarray  # [N, n_bins] float32 (stored as float16)
-    notes: dict  # note table: NOTE_DTYPES keys, one entry per labelled note
 
 
 class _Notes(NamedTuple):
@@ -112,7 +106,7 @@ def _append_note_table(table, at, row, notes, count):
 def _draw_notes(kind, key, sample, polyphony_params, single_params, adsr, window, sample_rate,
                 f_min, f_max, n_bins, notes):
     """The notes of ``sample`` into ``notes`` by the dataset kind's sampler; returns the count."""
-    if kind == KIND_RANDOM_POLYPHONY:
+    if kind == SAMPLER_RANDOM_POLYPHONY:
         return sample_random_polyphony(key, sample, polyphony_params, window, notes.freqs,
                                        notes.velocities, notes.timbre_ids, notes.onsets,
                                        notes.offsets, notes.phase_keys)
@@ -144,9 +138,9 @@ def _generate_windows(kind, key, samples, polyphony_params, single_params, fixed
     return table_length
 
 
-class KindParams(NamedTuple):
-    """What ``_generate_windows`` needs of a kind: its code, its sampler's params (the other
-    kinds' slots hold dummies of the right types) and the most notes one window can have."""
+class SamplerParams(NamedTuple):
+    """What ``_generate_windows`` needs of a sampler kind: its sampler's code, its params (the
+    other sampler's slot holds dummies of the right types) and the most notes of one window."""
 
     code: int
     polyphony: tuple
@@ -159,7 +153,7 @@ _DUMMY_POLYPHONY = (np.ones(1, np.int64), 0.0, 0.0, 0.0, 0.0, np.int64(0), np.in
 _DUMMY_SINGLE = (np.int64(1), 0.0, np.int64(0))
 
 
-def _random_polyphony_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
+def random_polyphony_params(spec: dict, n_timbres: int, end: int) -> SamplerParams:
     settings = spec["settings"]
     polyphony = np.asarray(settings["polyphony"], dtype=np.int64)
     f_lo, f_hi = (float(f) for f in settings["freq_range"])
@@ -176,16 +170,14 @@ def _random_polyphony_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
         raise ValueError(f"settings.onset_range low > high: {onset_lo, onset_hi}")
     if timbre_ids.size == 0 or timbre_ids.min() < 0 or timbre_ids.max() >= n_timbres:
         raise ValueError(f"settings.timbres must be ids in [0, {n_timbres}), got {timbre_ids}")
-    from notewise.config import fill_defaults, load_schema
-
     chords = fill_defaults(load_schema()["$defs"]["chords"], settings.get("chords", {}))
     params = (polyphony, np.log(f_lo), np.log(f_hi), v_lo, v_hi, np.int64(onset_lo),
               np.int64(onset_hi), np.int64(settings["offset_max"]), timbre_ids,
               chord_params(chords, (f_lo, f_hi)))
-    return KindParams(KIND_RANDOM_POLYPHONY, params, _DUMMY_SINGLE, int(polyphony.max()))
+    return SamplerParams(SAMPLER_RANDOM_POLYPHONY, params, _DUMMY_SINGLE, int(polyphony.max()))
 
 
-def _single_note_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
+def single_note_params(spec: dict, n_timbres: int, end: int) -> SamplerParams:
     settings = spec["settings"]
     timbre = int(settings.get("timbre", 0))
     if not 0 <= timbre < n_timbres:
@@ -196,20 +188,7 @@ def _single_note_kind(spec: dict, n_timbres: int, end: int) -> KindParams:
         raise ValueError(f"single_note has {total} samples (n_bins x samples_per_bin);"
                          f" asked for sample {end - 1}")
     params = (np.int64(samples_per_bin), float(settings.get("velocity", 0.8)), np.int64(timbre))
-    return KindParams(KIND_SINGLE_NOTE, _DUMMY_POLYPHONY, params, 1)
-
-
-#: Dataset kind name -> ``builder(spec, n_timbres, end) -> KindParams`` (``end``: one past the
-#: highest sample index asked for, for kinds with a fixed size).
-KIND_BUILDERS = {"random_polyphony": _random_polyphony_kind, "single_note": _single_note_kind}
-
-
-def kind_params(spec: dict, n_timbres: int, end: int) -> KindParams:
-    kind = spec["settings"]["kind"]
-    builder = KIND_BUILDERS.get(kind)
-    if builder is None:
-        raise ValueError(f"unknown dataset kind {kind!r}; known: {sorted(KIND_BUILDERS)}")
-    return builder(spec, n_timbres, end)
+    return SamplerParams(SAMPLER_SINGLE_NOTE, _DUMMY_POLYPHONY, params, 1)
 
 
 def generate_range(spec: dict, start: int, count: int, timbres: TimbreLibrary,
@@ -220,8 +199,8 @@ def generate_range(spec: dict, start: int, count: int, timbres: TimbreLibrary,
     ``out``: a ``ShardData`` whose ``waveforms``, ``confs`` and ``energies`` (float32,
     C-contiguous, ``count`` rows) are overwritten instead of allocating new arrays (for callers
     that generate batch after batch; fresh pages cost more than a short window's synthesis).
-    ``fixed_phase`` (radians) replaces every partial's random phase when given (used by
-    ``generate_single_note(phase=...)``).
+    ``fixed_phase`` (radians, sampler kinds only) replaces every partial's random phase when
+    given (used by ``generate_single_note(phase=...)``).
     """
     if start < 0 or count < 0:
         raise ValueError(f"start and count must be >= 0, got {start}, {count}")
@@ -234,22 +213,36 @@ def generate_samples(spec: dict, samples, timbres: TimbreLibrary, *,
                      fixed_phase: float = float("nan")) -> ShardData:
     """Samples ``samples`` (any order, repeats allowed) of the dataset; row ``r`` holds sample
     ``samples[r]``, byte-identical to that sample's row in a shard (the on-the-fly path).
-    The note table's ``note_sample`` is the row. See ``generate_range`` for ``out``."""
+    The note table's ``note_sample`` is the row. The kind's generator (``notewise.kinds``) makes
+    them. See ``generate_range`` for ``out`` and ``fixed_phase``."""
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     if len(samples) and samples.min() < 0:
         raise ValueError(f"sample indices must be >= 0, got {samples.min()}")
-    if spec["settings"]["kind"] == "midi_render":  # real MIDI notes: notewise.music.render
-        from notewise.music.render import generate_music_samples
+    generator = kinds.kind(spec["settings"]["kind"]).generate()
+    phase = {} if math.isnan(fixed_phase) else {"fixed_phase": float(fixed_phase)}
+    return generator(spec, samples, timbres, out=out, **phase)
 
-        return generate_music_samples(spec, samples, timbres, out=out)
-    if spec["settings"]["kind"] == "soundfont_render":  # sampled instruments: data.soundfont
-        from notewise.music.soundfont import generate_soundfont_samples
 
-        return generate_soundfont_samples(spec, samples, out=out)
+def random_polyphony_windows(spec: dict, samples, timbres: TimbreLibrary, *,
+                             out: ShardData | None = None,
+                             fixed_phase: float = float("nan")) -> ShardData:
+    """The generator of kind ``random_polyphony`` (``generate_samples`` for the arguments)."""
+    return _sampled_windows(spec, samples, timbres, random_polyphony_params, out, fixed_phase)
+
+
+def single_note_windows(spec: dict, samples, timbres: TimbreLibrary, *,
+                        out: ShardData | None = None,
+                        fixed_phase: float = float("nan")) -> ShardData:
+    """The generator of kind ``single_note`` (``generate_samples`` for the arguments)."""
+    return _sampled_windows(spec, samples, timbres, single_note_params, out, fixed_phase)
+
+
+def _sampled_windows(spec, samples, timbres, params_of, out, fixed_phase) -> ShardData:
+    samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     end = int(samples.max()) + 1 if len(samples) else 0
-    kind = kind_params(spec, len(timbres), end)
+    kind = params_of(spec, len(timbres), end)
     window, bins = int(spec["audio"]["window"]), spec["bins"]
-    waveforms, confs, energies = _output_arrays(out, len(samples), window, int(bins["n_bins"]))
+    waveforms, confs, energies = output_arrays(out, len(samples), window, int(bins["n_bins"]))
     table = tuple(np.zeros(len(samples) * kind.max_notes, dtype)
                   for dtype in NOTE_DTYPES.values())
     table_length = _generate_windows(
@@ -278,19 +271,6 @@ def write_generated_shard(spec: dict, start: int, count: int, timbres: TimbreLib
             chunk = generate_range(spec, chunk_start, rows, timbres, out=reuse)
             buffers = chunk if buffers is None else buffers
             writer.append(chunk.waveforms, chunk.confs, chunk.energies, chunk.notes)
-
-
-def _output_arrays(out, count, window, n_bins):
-    if out is None:
-        return (np.zeros((count, window), np.float32), np.zeros((count, n_bins), np.float32),
-                np.zeros((count, n_bins), np.float32))
-    arrays = (out.waveforms, out.confs, out.energies)
-    shapes = ((count, window), (count, n_bins), (count, n_bins))
-    for array, shape in zip(arrays, shapes):
-        if (array.shape != shape or array.dtype != np.float32
-                or not array.flags.c_contiguous or not array.flags.writeable):
-            raise ValueError(f"out arrays must be writeable C-contiguous float32 {shapes}")
-    return arrays
 
 
 @functools.lru_cache(maxsize=1)

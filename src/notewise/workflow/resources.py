@@ -20,7 +20,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from notewise.config import fill_defaults, load_schema, shard_plan
+from notewise.config import fill_defaults, load_schema
+from notewise.workflow.specs import shard_plan
 
 
 def compute_settings(config: dict) -> dict:
