@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from notewise.atomicio import atomic_save_figure, atomic_write_bytes
+from notewise.config import section_defaults
 
 from notewise.store.npzfile import npz_bytes
 from notewise.synth.rng import dataset_key, uniform01
@@ -198,8 +199,14 @@ def _normalised(spectrum: np.ndarray) -> np.ndarray:
     return spectrum / np.sqrt(np.sum(spectrum**2))
 
 
-def build_timbre_library(count: int = 100, max_partials: int = 48, seed: int = 7) -> TimbreLibrary:
-    """Build the deterministic library of ``count`` timbres with up to ``max_partials`` partials."""
+def build_timbre_library(count: int | None = None, max_partials: int | None = None,
+                         seed: int | None = None) -> TimbreLibrary:
+    """Build the deterministic library of ``count`` timbres with up to ``max_partials`` partials
+    (each argument not given: the config schema's ``timbres`` default)."""
+    defaults = section_defaults("timbres")
+    count = defaults["count"] if count is None else count
+    max_partials = defaults["max_partials"] if max_partials is None else max_partials
+    seed = defaults["seed"] if seed is None else seed
     if count < 1 or max_partials < 1:
         raise ValueError("timbres need count >= 1 and max_partials >= 1")
     key = dataset_key(seed, "timbres")
