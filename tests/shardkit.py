@@ -142,7 +142,7 @@ def build_with_cli(results, config, dataset):
     from notewise.cli import main
     from notewise.config import canonical_json
     from notewise.workflow.specs import check_config, generation_spec, shard_plan
-    from notewise.workflow.codehash import generator_code_hash
+    from notewise.workflow.codehash import kind_code_hash
     from notewise.store.layout import relative_shard_paths
 
     full = check_config(config)
@@ -165,7 +165,7 @@ def build_with_cli(results, config, dataset):
     _run(main, ["validate-dataset", "--spec", canonical_json(spec), "--reports", *reports,
                 "-o", str(root / "validation.json")])
     _run(main, ["assemble-meta", "--spec", canonical_json(spec), "--validation",
-                str(root / "validation.json"), "--code-hash", generator_code_hash(),
+                str(root / "validation.json"), "--code-hash", kind_code_hash(spec["settings"]["kind"]),
                 "-o", str(root / "meta.json")])
     return root
 

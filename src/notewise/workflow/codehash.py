@@ -18,8 +18,9 @@ from notewise import kinds
 #: ``src/notewise``: what the paths of this module are relative to.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
-#: Folders whose code decides the bytes of the timbre library (``notewise build-timbres``).
-TIMBRE_CODE = ("synth",)
+#: Folders whose code decides the bytes of the timbre library (``notewise build-timbres``): the
+#: library (``synth``) and its ``.npz`` writer (``store``).
+TIMBRE_CODE = ("synth", "store")
 #: Folders whose code decides a corpus' ``notes.npz`` (``notewise music-notes``): the corpus
 #: listing and note file (``music``), the MIDI reader (``midi``), the ``.npz`` writer (``store``).
 NOTES_CODE = ("music", "midi", "store")
