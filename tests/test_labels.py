@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from notewise.synth import labels, synth
+from notewise.synth import labels, oscillator as synth
 from notewise.synth.bins import BinSpec
 
 SR = 44100.0
