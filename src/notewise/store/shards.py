@@ -1,12 +1,5 @@
-"""The shard format: one waveform ``.npy`` and one target ``.npz`` per shard, and how to write them.
-
-Layout of a dataset directory (format version 2)::
-
-    meta.json
-    waveforms/shard_00000.npy   float32 [N, window], plain .npy so readers can memory-map it
-    targets/shard_00000.npz     confs, energies float16 [N, n_bins] + the shard's note table
-                                + waveforms_crc32 (uint32, CRC-32 of the waveform array's bytes)
-                                + build_id (the build it belongs to, as in meta.json)
+"""Writing and reading shards: one waveform ``.npy`` and one target ``.npz`` per shard (the
+layout of a dataset directory: ``notewise.store.layout``).
 
 Why it is written the way it is:
 
