@@ -16,7 +16,8 @@ from notewise.music.corpus import NOTES_FILE
 from notewise.pitch.settings import code_hash, pitch_settings
 from notewise.store.layout import build_id
 from notewise.workflow import resources as _compute
-from notewise.workflow.codehash import kind_code_hash, notes_code_hash, timbre_code_hash
+from notewise.workflow.codehash import (kind_code_hash, notes_code_hash, source_hash,
+                                        timbre_code_hash)
 from notewise.workflow.specs import check_config, generation_spec, shard_plan
 
 
@@ -124,6 +125,8 @@ torchrun_launcher = _compute.torchrun_launcher
 
 
 MIDI = config["midi"]
+#: The code param of every MIDI rule: the MIDI package and the training harness it trains with.
+MIDI_CODE = source_hash(("midi", "training"))
 
 
 def midi_source_dir(split):
@@ -153,9 +156,10 @@ def midi_token_files(split):
     return [f"results/midi/tokens/{split}/{name}.json" for name in midi_names(split)]
 
 
-def midi_spec():
-    """The settings midi-train needs, as canonical JSON (a param: a change reruns training)."""
-    return canonical_json({key: MIDI[key] for key in ("train", "model", "read")})
+def midi_spec(*sections):
+    """The ``midi`` sections a command needs (default: midi-train's), as canonical JSON: the one
+    ``--spec`` argument of a MIDI job, and a param (a change reruns it)."""
+    return canonical_json({key: MIDI[key] for key in sections or ("train", "model", "read")})
 
 
 # Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).
