@@ -160,7 +160,7 @@ def _render_segment(out, env, first, stop, freq, amplitudes_row, stretch, sample
     (the kernels take phases at sample 0: ``phi_k - w_k first``); advances ``phases`` to
     ``stop``."""
     top = audible_partial_count(freq, amplitudes_row, stretch, sample_rate)
-    angles = scratch[2]
+    angles = scratch.angles
     for k in range(1, top + 1):
         omega = TWO_PI * partial_frequency(freq, k, stretch) / sample_rate
         angles[k - 1] = (phases[k - 1] - (omega * first) % TWO_PI) % TWO_PI
@@ -182,7 +182,7 @@ def render_performed_note(out, freq, velocity, onset, offset, amplitudes_row, st
     first, stop = max(onset, 0), min(offset, out.shape[0])
     if stop <= first:
         return freq
-    env = scratch[0]
+    env = scratch.env
     fill_envelope(env, first, stop, onset, offset, adsr_row, sample_rate, velocity)
     fill_partial_phases(phases, phase_key, amplitudes_row.shape[0], np.nan)
     if depth_cents == 0.0:

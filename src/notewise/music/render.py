@@ -40,7 +40,8 @@ from notewise.synth.labels import (classify_note, confidence_weight, in_label_ra
 from notewise.synth.rng import dataset_key, mix64, randint, random_u64
 from notewise.store.layout import NOTE_DTYPES, OPTIONAL_NOTE_DTYPES
 from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit, new_scratch
-from notewise.synth.windows import ShardData, output_arrays
+from notewise.synth.windows import (LabelGrid, NoteArrays, ShardData, TimbreArrays,
+                                    output_arrays)
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +221,13 @@ class _Labels:
 def label_dry(ctx, notes, freqs, conf, energy) -> _Labels:
     """SPEC section 2 labels (``labels.label_window``, closed-form energies)."""
     out = _Labels(notes.count)
-    label_window(notes.count, freqs, notes.velocity, np.arange(notes.count), notes.onset,
-                 notes.offset, notes.amplitudes, notes.stretch, notes.adsr, ctx.sample_rate,
-                 ctx.window, float(ctx.bins["f_min"]), float(ctx.bins["f_max"]), ctx.sigma,
-                 conf, energy, out.classes, out.weights, out.shares, out.bins, out.labelled)
+    arrays = NoteArrays(freqs, notes.velocity, np.arange(notes.count), notes.onset, notes.offset,
+                        notes.phase_key, out.classes, out.weights, out.shares, out.bins,
+                        out.labelled)
+    grid = LabelGrid(ctx.sample_rate, ctx.window, float(ctx.bins["f_min"]),
+                     float(ctx.bins["f_max"]), ctx.sigma)
+    label_window(notes.count, arrays, TimbreArrays(notes.amplitudes, notes.stretch, notes.adsr),
+                 grid, conf, energy)
     out.offset = notes.offset
     return out
 

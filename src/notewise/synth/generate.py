@@ -37,7 +37,8 @@ from notewise.store.layout import NOTE_DTYPES
 from notewise.store.shards import ShardWriter
 from notewise.synth.oscillator import new_scratch, render_window
 from notewise.synth.timbres import TimbreLibrary, build_timbre_library
-from notewise.synth.windows import ShardData, output_arrays
+from notewise.synth.windows import (ShardData, TimbreArrays, label_grid, note_arrays,
+                                    output_arrays)
 
 #: The note samplers of the Numba kernel (``_draw_notes``), one per sampler kind. A kind with its
 #: own generator module (as ``midi_render``) needs none of this: only its ``notewise.kinds`` entry.
@@ -56,29 +57,6 @@ DEFAULT_SPEC = {
 
 #: Windows generated per chunk by ``write_generated_shard`` (float32 chunk of about 8 MB).
 CHUNK_ROWS = 256
-
-
-class _Notes(NamedTuple):
-    """Per-window note scratch (one window's worth, reused)."""
-
-    freqs: np.ndarray
-    velocities: np.ndarray
-    timbre_ids: np.ndarray
-    onsets: np.ndarray
-    offsets: np.ndarray
-    phase_keys: np.ndarray
-    classes: np.ndarray
-    weights: np.ndarray
-    shares: np.ndarray
-    bins: np.ndarray
-    labelled: np.ndarray
-
-
-def _note_scratch(max_notes: int) -> _Notes:
-    n = max(max_notes, 1)
-    return _Notes(np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                  np.zeros(n, np.int64), np.zeros(n, np.uint64), np.zeros(n, np.int64),
-                  np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, np.bool_))
 
 
 @njit(cache=True)
@@ -103,37 +81,34 @@ def _append_note_table(table, at, row, notes, count):
 
 
 @njit(cache=True)
-def _draw_notes(kind, key, sample, polyphony_params, single_params, adsr, window, sample_rate,
-                f_min, f_max, n_bins, notes):
-    """The notes of ``sample`` into ``notes`` by the dataset kind's sampler; returns the count."""
-    if kind == SAMPLER_RANDOM_POLYPHONY:
-        return sample_random_polyphony(key, sample, polyphony_params, window, notes.freqs,
+def _draw_notes(sampler, key, sample, adsr, grid, n_bins, notes):
+    """The notes of ``sample`` into ``notes`` by the kind's sampler (``sampler``, a
+    ``SamplerParams``); returns the count."""
+    if sampler.code == SAMPLER_RANDOM_POLYPHONY:
+        return sample_random_polyphony(key, sample, sampler.polyphony, grid.window, notes.freqs,
                                        notes.velocities, notes.timbre_ids, notes.onsets,
                                        notes.offsets, notes.phase_keys)
-    return sample_single_note(key, sample, single_params, adsr, window, sample_rate, f_min, f_max,
-                              n_bins, notes.freqs, notes.velocities, notes.timbre_ids,
-                              notes.onsets, notes.offsets, notes.phase_keys)
+    return sample_single_note(key, sample, sampler.single, adsr, grid.window, grid.sample_rate,
+                              grid.f_min, grid.f_max, n_bins, notes.freqs, notes.velocities,
+                              notes.timbre_ids, notes.onsets, notes.offsets, notes.phase_keys)
 
 
 @njit(cache=True)
-def _generate_windows(kind, key, samples, polyphony_params, single_params, fixed_phase,
-                      amplitudes, stretches, adsr, sample_rate, f_min, f_max, sigma,
-                      waveforms, confs, energies, notes, table):
-    """Fill row ``r`` with sample ``samples[r]``; returns the note-table length."""
-    window = waveforms.shape[1]
+def _generate_windows(sampler, key, samples, fixed_phase, timbres, grid, waveforms, confs,
+                      energies, notes, table):
+    """Fill row ``r`` with sample ``samples[r]``; returns the note-table length. ``sampler``:
+    ``SamplerParams``; ``timbres``: ``TimbreArrays``; ``grid``: ``LabelGrid``; ``notes``:
+    scratch ``NoteArrays``; ``table``: the note table's columns (``NOTE_DTYPES`` order)."""
     n_bins = confs.shape[1]
-    scratch = new_scratch(window, amplitudes.shape[1])
+    scratch = new_scratch(waveforms.shape[1], timbres.amplitudes.shape[1])
     table_length = 0
     for row in range(waveforms.shape[0]):
-        count = _draw_notes(kind, key, samples[row], polyphony_params, single_params, adsr,
-                            window, sample_rate, f_min, f_max, n_bins, notes)
+        count = _draw_notes(sampler, key, samples[row], timbres.adsr, grid, n_bins, notes)
         render_window(waveforms[row], count, notes.freqs, notes.velocities, notes.timbre_ids,
-                      notes.onsets, notes.offsets, notes.phase_keys, fixed_phase, amplitudes,
-                      stretches, adsr, sample_rate, scratch)
-        label_window(count, notes.freqs, notes.velocities, notes.timbre_ids, notes.onsets,
-                     notes.offsets, amplitudes, stretches, adsr, sample_rate, window, f_min,
-                     f_max, sigma, confs[row], energies[row], notes.classes, notes.weights,
-                     notes.shares, notes.bins, notes.labelled)
+                      notes.onsets, notes.offsets, notes.phase_keys, fixed_phase,
+                      timbres.amplitudes, timbres.stretches, timbres.adsr, grid.sample_rate,
+                      scratch)
+        label_window(count, notes, timbres, grid, confs[row], energies[row])
         table_length = _append_note_table(table, table_length, row, notes, count)
     return table_length
 
@@ -241,16 +216,14 @@ def _sampled_windows(spec, samples, timbres, params_of, out, fixed_phase) -> Sha
     samples = np.ascontiguousarray(samples, dtype=np.int64).reshape(-1)
     end = int(samples.max()) + 1 if len(samples) else 0
     kind = params_of(spec, len(timbres), end)
-    window, bins = int(spec["audio"]["window"]), spec["bins"]
-    waveforms, confs, energies = output_arrays(out, len(samples), window, int(bins["n_bins"]))
+    waveforms, confs, energies = output_arrays(out, len(samples), int(spec["audio"]["window"]),
+                                               int(spec["bins"]["n_bins"]))
     table = tuple(np.zeros(len(samples) * kind.max_notes, dtype)
                   for dtype in NOTE_DTYPES.values())
     table_length = _generate_windows(
-        kind.code, dataset_key(spec["seed"], spec["dataset"]), samples, kind.polyphony,
-        kind.single, float(fixed_phase), timbres.amplitudes, timbres.inharmonicity,
-        timbres.adsr, float(spec["audio"]["sample_rate"]), float(bins["f_min"]),
-        float(bins["f_max"]), float(spec["labels"]["sigma_bins"]), waveforms, confs, energies,
-        _note_scratch(kind.max_notes), table)
+        kind, dataset_key(spec["seed"], spec["dataset"]), samples, float(fixed_phase),
+        TimbreArrays(timbres.amplitudes, timbres.inharmonicity, timbres.adsr), label_grid(spec),
+        waveforms, confs, energies, note_arrays(kind.max_notes), table)
     notes = {name: column[:table_length].copy()
              for name, column in zip(NOTE_DTYPES, table)}
     return ShardData(waveforms, confs, energies, notes)

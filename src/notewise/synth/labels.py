@@ -122,11 +122,17 @@ def in_label_range(freq, f_min, f_max):
 
 
 @njit(cache=True)
-def label_notes(count, freqs, velocities, timbre_ids, onsets, offsets, amplitudes, stretches,
-                adsr, sample_rate, window, f_min, f_max, n_bins,
-                classes, weights, energies, bins, labelled):
-    """Per-note labels of notes ``0..count-1`` into the output arrays; returns ``sum E``
-    over the labelled notes. ``energies[j]`` is ``E`` (not yet divided by the sum)."""
+def label_notes(count, notes, timbres, grid, n_bins):
+    """Per-note labels of notes ``0..count-1`` of ``notes`` (``synth.windows.NoteArrays``) into
+    its label arrays, timbres and scalars from ``timbres`` (``TimbreArrays``) and ``grid``
+    (``LabelGrid``); returns ``sum E`` over the labelled notes. ``notes.shares[j]`` is ``E``
+    (not yet divided by the sum)."""
+    freqs, velocities, timbre_ids = notes.freqs, notes.velocities, notes.timbre_ids
+    onsets, offsets = notes.onsets, notes.offsets
+    amplitudes, stretches, adsr = timbres.amplitudes, timbres.stretches, timbres.adsr
+    sample_rate, window, f_min, f_max = grid.sample_rate, grid.window, grid.f_min, grid.f_max
+    classes, weights, energies, bins, labelled = (notes.classes, notes.weights, notes.shares,
+                                                  notes.bins, notes.labelled)
     total = 0.0
     for j in range(count):
         timbre = timbre_ids[j]
@@ -196,20 +202,20 @@ def write_targets(confidence, energy, count, bins, weights, energies, labelled, 
 
 
 @njit(cache=True)
-def label_window(count, freqs, velocities, timbre_ids, onsets, offsets, amplitudes, stretches,
-                 adsr, sample_rate, window, f_min, f_max, sigma, confidence, energy,
-                 classes, weights, shares, bins, labelled):
-    """Labels and target rows of one window of notes ``0..count-1``.
+def label_window(count, notes, timbres, grid, confidence, energy):
+    """Labels and target rows of one window of notes ``0..count-1`` of ``notes``
+    (``synth.windows.NoteArrays``; timbre rows ``timbres``, a ``TimbreArrays``; scalars
+    ``grid``, a ``LabelGrid``).
 
-    Writes per note: ``classes`` (1-4), ``weights``, ``shares`` (``E / sum E``, 0 if unlabelled),
-    ``bins`` (fractional bin of f0), ``labelled``; and the window's ``confidence`` and
-    ``energy`` rows. Returns the number of labelled notes.
+    Writes per note: ``notes.classes`` (1-4), ``weights``, ``shares`` (``E / sum E``, 0 if
+    unlabelled), ``bins`` (fractional bin of f0), ``labelled``; and the window's ``confidence``
+    and ``energy`` rows. Returns the number of labelled notes.
     """
     n_bins = confidence.shape[0]
-    total = label_notes(count, freqs, velocities, timbre_ids, onsets, offsets, amplitudes,
-                        stretches, adsr, sample_rate, window, f_min, f_max, n_bins,
-                        classes, weights, shares, bins, labelled)
-    write_targets(confidence, energy, count, bins, weights, shares, labelled, total, sigma)
+    total = label_notes(count, notes, timbres, grid, n_bins)
+    shares, labelled = notes.shares, notes.labelled
+    write_targets(confidence, energy, count, notes.bins, notes.weights, shares, labelled, total,
+                  grid.sigma)
     n_labelled = 0
     for j in range(count):
         if labelled[j]:

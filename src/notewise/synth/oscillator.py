@@ -60,6 +60,8 @@ float32 bit; that is the "same CPU family and library versions" caveat of shard 
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -373,10 +375,11 @@ def _clenshaw_tail(out, env, two_cos, sines, br1, bi1, br2, bi2, count, c_re, c_
 def render_harmonic(out, env, first, stop, freq, amplitudes_row, top, sample_rate, scratch):
     """Add ``env[n] * sum_{k<=top} A_k sin(k w n + phi_k)`` to ``out[n]`` for ``first <= n < stop``.
 
-    The partial phases are in ``scratch[2][:top]``. Harmonics are zero-padded up to a multiple
+    The partial phases are in ``scratch.angles[:top]``. Harmonics are zero-padded up to a multiple
     of four (zero coefficients leave the recurrence exactly unchanged).
     """
-    work, angles, trig, coefs, table = scratch[1], scratch[2], scratch[3], scratch[4], scratch[5]
+    work, angles, trig, coefs, table = (scratch.work, scratch.angles, scratch.trig, scratch.coefs,
+                                        scratch.rotation)
     omega = TWO_PI * freq / sample_rate
     padded = 4 * ((top + 3) // 4)
     # only as many table rows as the longest block needs (short notes, vibrato segments)
@@ -431,7 +434,8 @@ def _prepare_partial_phasors(freq, amplitudes_row, stretch, top, first, sample_r
     """Per audible partial: a float32 table ``e^{i w_k j}`` (``j < PHASOR_BLOCK``) and the float64
     state (block-start phasor ``A_k e^{i(w_k first + phi_k)}``, block step ``e^{i w_k B}``).
     Returns the number of partials prepared."""
-    angles, trig, tables, state = scratch[2], scratch[3], scratch[6], scratch[7]
+    angles, trig, tables, state = (scratch.angles, scratch.trig, scratch.phasor_tables,
+                                   scratch.phasor_state)
     table_angles = PHASOR_FINE + PHASOR_COARSE
     stride = table_angles + 2  # per partial: table angles, start phase, block step
     count = 0
@@ -499,7 +503,7 @@ def render_inharmonic(out, env, first, stop, freq, amplitudes_row, stretch, top,
     phasor ``z_block`` advanced by a float64 rotation."""
     count = _prepare_partial_phasors(freq, amplitudes_row, stretch, top, first, sample_rate,
                                      scratch)
-    acc, tables, state = scratch[1][0], scratch[6], scratch[7]
+    acc, tables, state = scratch.work[0], scratch.phasor_tables, scratch.phasor_state
     for block_start in range(first, stop, PHASOR_BLOCK):
         length = min(PHASOR_BLOCK, stop - block_start)
         for j in range(length):
@@ -517,6 +521,19 @@ def render_inharmonic(out, env, first, stop, freq, amplitudes_row, stretch, top,
 # ----------------------------------------------------------------------------- notes and windows
 
 
+class Scratch(NamedTuple):
+    """Scratch arrays of the oscillator, reused across notes (see ``new_scratch``)."""
+
+    env: np.ndarray
+    work: np.ndarray
+    angles: np.ndarray
+    trig: np.ndarray
+    coefs: np.ndarray
+    rotation: np.ndarray
+    phasor_tables: np.ndarray
+    phasor_state: np.ndarray
+
+
 @njit(cache=True)
 def new_scratch(window, max_partials):
     """Scratch arrays reused across notes (allocating per note would cost more than a short
@@ -526,14 +543,14 @@ def new_scratch(window, max_partials):
     float64 [K, 4]."""
     trig_size = (max_partials + (PHASOR_FINE + PHASOR_COARSE + 2) * max_partials
                  + TABLE_FINE + TABLE_COARSE + 2)
-    return (np.zeros(window, dtype=np.float32),
-            np.zeros((6, BLOCK), dtype=np.float32),
-            np.zeros(trig_size),
-            np.zeros((2, trig_size)),
-            np.zeros((2, max_partials + 4), dtype=np.float32),
-            np.zeros((2, BLOCK)),
-            np.zeros((max_partials, 2, PHASOR_BLOCK), dtype=np.float32),
-            np.zeros((max_partials, 4)))
+    return Scratch(np.zeros(window, dtype=np.float32),
+                   np.zeros((6, BLOCK), dtype=np.float32),
+                   np.zeros(trig_size),
+                   np.zeros((2, trig_size)),
+                   np.zeros((2, max_partials + 4), dtype=np.float32),
+                   np.zeros((2, BLOCK)),
+                   np.zeros((max_partials, 2, PHASOR_BLOCK), dtype=np.float32),
+                   np.zeros((max_partials, 4)))
 
 
 @njit(cache=True)
@@ -546,8 +563,8 @@ def render_note(out, freq, velocity, onset, offset, amplitudes_row, stretch, ads
     top = audible_partial_count(freq, amplitudes_row, stretch, sample_rate)
     if top == 0:
         return
-    env = scratch[0]
-    fill_partial_phases(scratch[2], phase_key, top, fixed_phase)
+    env = scratch.env
+    fill_partial_phases(scratch.angles, phase_key, top, fixed_phase)
     fill_envelope(env, first, stop, onset, offset, adsr_row, sample_rate, velocity)
     if stretch == 0.0:
         render_harmonic(out, env, first, stop, freq, amplitudes_row, top, sample_rate, scratch)
