@@ -191,7 +191,7 @@ def check_indices(indices, num_samples: int) -> np.ndarray:
 
 
 class DatasetReader(torch.utils.data.Dataset):
-    """A shard dataset as a PyTorch ``Dataset`` (the seed's API) plus a batch path.
+    """A shard dataset as a PyTorch ``Dataset`` (the design document's API) plus a batch path.
 
     Items are ``{'waveform': [1, window], 'target_confidence': [n_bins],
     'target_energy': [n_bins]}`` float32 tensors; ``get_batch`` returns the same keys batched.

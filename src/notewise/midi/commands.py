@@ -5,14 +5,15 @@
 ``midi-export-heldout``  a few scores of other composers -> ``OUT/<composer>_<name>.mid``
 ``midi-vocab``           the tokenizer settings + vocabulary as JSON
 ``midi-tokenize``        one MIDI file -> its JSON token cache (or the reason it is unreadable)
-``midi-train``           train the LM (the seed's CLI), resuming from CKPT_PATH if it holds one
+``midi-train``           train the LM (the design document's CLI), resuming from CKPT_PATH
 ``midi-evaluate``        validation loss / perplexity / tokens per note of a checkpoint -> JSON
 ``midi-plot``            metrics.json -> the loss / perplexity figure
 ``midi-pianoroll``       a MIDI file -> a piano-roll figure (the generated sample in the report)
 ``midi-generate``        sample a ``.mid`` file from a checkpoint
 =======================  ===================================================================
 
-``midi-train`` notes: ``-m`` defaults to 16 tokens (the seed's "2^32" would drop every sequence);
+``midi-train`` notes: ``-m`` defaults to 16 tokens (the design document's "2^32" would drop
+every sequence);
 sequences are cut to ``min(-e, --context + 1)`` tokens, since the model sees at most
 ``--context`` inputs. CKPT_PATH receives ``model.pth``, ``optimizer.pth``, ``metrics.json``,
 ``state.pth`` (the harness), plus ``vocab.json``, ``model_config.json``, ``run.json`` (the

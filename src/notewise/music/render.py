@@ -53,8 +53,8 @@ DRAW_POSITION = 0
 
 
 @dataclass
-class _Context:
-    """What every window of a range shares."""
+class MusicContext:
+    """What every window of a range of a midi_render dataset shares (``music_context``)."""
 
     corpus: MusicCorpus
     settings: dict
@@ -92,18 +92,18 @@ def corpus_windows(spec: dict, corpus: MusicCorpus) -> tuple:
             note_keys)
 
 
-def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> _Context:
+def music_context(spec: dict, corpus: MusicCorpus, n_timbres: int) -> MusicContext:
     settings = kind_settings(spec["settings"])
     sr, window = float(spec["audio"]["sample_rate"]), int(spec["audio"]["window"])
     key, start, end, cumulative, max_length, note_keys = corpus_windows(spec, corpus)
     ids = settings["timbres"]
     choices = np.arange(n_timbres) if ids == "all" else np.asarray(ids, np.int64)
-    return _Context(corpus, settings, key, start, end, cumulative, max_length, note_keys,
+    return MusicContext(corpus, settings, key, start, end, cumulative, max_length, note_keys,
                     {}, choices.astype(np.int64), window, sr, spec["bins"],
                     float(spec["labels"]["sigma_bins"]))
 
 
-def window_position(ctx: _Context, sample: int) -> tuple[int, int]:
+def window_position(ctx: MusicContext, sample: int) -> tuple[int, int]:
     """(piece, window start in samples) of ``sample``: uniform over all possible starts."""
     return start_of(ctx, randint(ctx.key, sample, DRAW_POSITION, 0, int(ctx.cumulative[-1]) - 1))
 
@@ -115,7 +115,7 @@ def start_of(ctx, drawn: int) -> tuple[int, int]:
     return piece, int(drawn - before)
 
 
-def sounding_notes(ctx: _Context, piece: int, pos: int, tail: int = 0) -> np.ndarray:
+def sounding_notes(ctx: MusicContext, piece: int, pos: int, tail: int = 0) -> np.ndarray:
     """Global indices of the notes of ``piece`` sounding in ``[pos, pos + W)`` (with ``tail``
     samples of room after each note-off), in start order."""
     a, b = ctx.corpus.piece_start[piece], ctx.corpus.piece_start[piece + 1]
@@ -125,7 +125,7 @@ def sounding_notes(ctx: _Context, piece: int, pos: int, tail: int = 0) -> np.nda
     return candidates[ctx.end[candidates] + tail > pos]
 
 
-def _timbre(ctx: _Context, piece: int, note: int) -> int:
+def _timbre(ctx: MusicContext, piece: int, note: int) -> int:
     settings = ctx.settings
     by_program = settings["timbre_by"] == "program"
     program = int(ctx.corpus.program[note])
@@ -142,7 +142,7 @@ def _timbre(ctx: _Context, piece: int, note: int) -> int:
 class WindowNotes:
     """The notes of one window, ready for the kernels (one timbre row per note)."""
 
-    def __init__(self, ctx: _Context, piece: int, pos: int, notes: np.ndarray, timbres):
+    def __init__(self, ctx: MusicContext, piece: int, pos: int, notes: np.ndarray, timbres):
         n = len(notes)
         self.count = n
         self.onset = ctx.start[notes] - pos
@@ -208,7 +208,10 @@ def label_frequencies(notes: WindowNotes, window: int, sample_rate: float) -> np
     return out
 
 
-class _Labels:
+class NoteLabels:
+    """Per-note labels of one window (the label functions' output arrays) and the offsets the
+    labels used (tail-extended with a room)."""
+
     def __init__(self, n: int):
         self.classes = np.zeros(max(n, 1), np.int64)
         self.weights = np.zeros(max(n, 1))
@@ -218,9 +221,9 @@ class _Labels:
         self.offset = None
 
 
-def label_dry(ctx, notes, freqs, conf, energy) -> _Labels:
+def label_dry(ctx, notes, freqs, conf, energy) -> NoteLabels:
     """SPEC section 2 labels (``labels.label_window``, closed-form energies)."""
-    out = _Labels(notes.count)
+    out = NoteLabels(notes.count)
     arrays = NoteArrays(freqs, notes.velocity, np.arange(notes.count), notes.onset, notes.offset,
                         notes.phase_key, out.classes, out.weights, out.shares, out.bins,
                         out.labelled)
@@ -232,9 +235,9 @@ def label_dry(ctx, notes, freqs, conf, energy) -> _Labels:
     return out
 
 
-def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
+def label_room(ctx, notes, freqs, ir, conf, energy) -> NoteLabels:
     """Labels with the room (see ``augment``): tail-extended offsets, filtered power."""
-    out = _Labels(notes.count)
+    out = NoteLabels(notes.count)
     window, sr = ctx.window, ctx.sample_rate
     f_min, f_max, n_bins = float(ctx.bins["f_min"]), float(ctx.bins["f_max"]), conf.shape[0]
     out.offset = notes.offset + len(ir) - 1
@@ -262,7 +265,7 @@ def label_room(ctx, notes, freqs, ir, conf, energy) -> _Labels:
     return out
 
 
-def render_notes(ctx: _Context, notes: WindowNotes, ir: np.ndarray | None) -> np.ndarray:
+def render_notes(ctx: MusicContext, notes: WindowNotes, ir: np.ndarray | None) -> np.ndarray:
     """The window of ``notes`` (through the room ``ir`` if given), before any peak limit."""
     shift = 0 if ir is None else len(ir) - 1
     dry = render_dry(notes, ctx.window + shift, shift, ctx.sample_rate)
@@ -271,7 +274,7 @@ def render_notes(ctx: _Context, notes: WindowNotes, ir: np.ndarray | None) -> np
     return aug.room_window(dry.astype(np.float64), ir)
 
 
-def window_notes(ctx: _Context, sample: int, timbres):
+def window_notes(ctx: MusicContext, sample: int, timbres):
     """``(piece, pos, impulse response or None, WindowNotes)`` of ``sample``."""
     piece, pos = window_position(ctx, sample)
     ir = aug.room_draw(ctx.settings["augment"], ctx.key, sample, ctx.sample_rate)
@@ -280,7 +283,7 @@ def window_notes(ctx: _Context, sample: int, timbres):
                                        timbres)
 
 
-def render_sample(ctx: _Context, sample: int, timbres, wave, conf, energy) -> dict:
+def render_sample(ctx: MusicContext, sample: int, timbres, wave, conf, energy) -> dict:
     """Render and label ``sample`` into the rows ``wave``, ``conf``, ``energy``; returns its
     note-table columns (labelled notes only)."""
     settings = ctx.settings["augment"]

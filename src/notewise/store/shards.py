@@ -18,7 +18,8 @@ Why it is written the way it is:
   flipped bit in the waveforms from a clean shard.
 
 The layout (names, paths, dtypes, sizes) is ``notewise.store.layout``; ``DatasetWriter``
-(``notewise.store.writer``) is the seed's sample-at-a-time API on top of these functions.
+(``notewise.store.writer``) is the design document's sample-at-a-time API on top of these
+functions.
 """
 
 from __future__ import annotations

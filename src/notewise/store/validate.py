@@ -196,7 +196,8 @@ def _check_finite_and_range(name, arr, low, high, path, strict=False) -> tuple[f
 
 
 def _classify(onset: np.ndarray, offset: np.ndarray, window: int) -> np.ndarray:
-    """The seed's classify_note, vectorised: 4 whole, 2 starts inside, 1 ends inside, 3 both."""
+    """The design document's classify_note, vectorised: 4 whole, 2 starts inside, 1 ends inside,
+    3 both."""
     starts_before, lasts = onset <= 0, offset >= window
     return np.where(starts_before, np.where(lasts, 4, 1), np.where(lasts, 2, 3)).astype(np.int8)
 

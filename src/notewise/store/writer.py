@@ -1,4 +1,4 @@
-"""``DatasetWriter``: the seed's sample-at-a-time API, writing current-format shards and
+"""``DatasetWriter``: the design document's sample-at-a-time API, writing current-format shards and
 ``meta.json`` (``notewise.store.shards`` writes each shard, ``notewise.store.meta`` the metadata).
 """
 
@@ -43,7 +43,7 @@ class _ShardBuffer:
 
 
 class DatasetWriter:
-    """Write a dataset sample by sample (the seed's API), in current-format shards.
+    """Write a dataset sample by sample (the design document's API), in current-format shards.
 
     ::
 

@@ -5,7 +5,7 @@ partials (the fifth of C is C's third harmonic). With ``chords.share > 0`` that 
 windows draws its note *frequencies* from a chord instead of log-uniformly; everything else about
 the notes (count, timbre, phase, velocity, onset, offset: ``sampler``'s draws) and every label
 rule is unchanged. With ``share = 0`` no chord draw is made and the windows are byte-identical to
-the seed's distribution.
+the design document's distribution.
 
 A chord window (counter RNG draws of sample ``i``, after every note draw of ``sampler``:
 ``CHORD_DRAW_BASE = 1 + 8 * MAX_POLYPHONY``):

@@ -15,7 +15,7 @@ table. Python only unpacks the spec before and trims the note table after.
 time (``CHUNK_ROWS`` windows: the float32 chunk stays in cache and is never held for the whole
 shard; ``notewise.store.shards.ShardWriter`` streams it out).
 
-``generate_single_note(bin_idx=...)`` is the seed's API: one sanity window as a dict of
+``generate_single_note(bin_idx=...)`` is the design document's API: one sanity window as a dict of
 ``waveform`` [window], ``confs`` and ``energies`` [n_bins], all float32.
 """
 from __future__ import annotations
@@ -253,7 +253,8 @@ def _default_timbres() -> TimbreLibrary:
 
 def generate_single_note(bin_idx: int, *, phase=None, velocity=0.8, timbre=0, seed=0,
                          spec=None, timbres=None) -> dict:
-    """One single-note window at the centre of bin ``bin_idx`` (the seed's sanity sample).
+    """One single-note window at the centre of bin ``bin_idx`` (the design document's sanity
+    sample).
 
     It is sample ``bin_idx`` of a ``single_note`` dataset named ``"single_note"`` (one sample
     per bin) under ``seed``: the random phase is a pure function of ``(seed, bin_idx)``, so

@@ -12,7 +12,7 @@ Per note (window of ``W`` samples, onset/offset window-relative, onset possibly 
   that are actually synthesised (``A_k > 0`` and ``f_k < sr / 2``, see ``synth``). For classes
   2/4 this *is* the time-domain mean square of the note over the visible samples (a sinusoid of
   amplitude ``A`` has mean square ``A**2 / 2``; distinct partials are orthogonal over whole
-  periods), which is why it is ``mean(env**2)`` and not the seed's ``mean(env)``.
+  periods), which is why it is ``mean(env**2)`` and not the design document's ``mean(env)``.
 * ``mean(env**2)`` over the visible samples is computed in closed form, with no per-sample pass:
   ``env`` is piecewise linear (``synth`` docstring), so on each of its four pieces the samples
   are ``y_j = y0 + s j`` (``j < m``) and ``sum_j y_j**2 = m y0**2 + s y0 m (m - 1) +
@@ -51,8 +51,8 @@ RANGE_TOLERANCE = 1e-9  # relative slack on [f_min, f_max] for float round-off
 
 @njit(cache=True)
 def classify_note(onset, offset, window):
-    """Note class 1-4 exactly as the seed's ``classify_note``: 4 sounds throughout, 1 ends
-    inside, 2 starts inside, 3 both."""
+    """Note class 1-4 exactly as the design document's ``classify_note``: 4 sounds throughout,
+    1 ends inside, 2 starts inside, 3 both."""
     if onset <= 0:
         return 4 if offset >= window else 1
     return 2 if offset >= window else 3

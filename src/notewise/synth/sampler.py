@@ -22,7 +22,7 @@ put the whole window in the steady state: ``onset = -ceil(attack + decay)`` (the
 begun before sample 0; ``onset = 0`` instead when the sustain level is 0, so that plucked timbres
 are audible), ``offset = W + ceil(release)`` (the release, at most that long, starts at or after
 the window's end). So the note is class 4, and with the pure sine timbre the window is exactly
-``velocity * sin(2 pi f n / sr + phase)`` like the seed's sanity data.
+``velocity * sin(2 pi f n / sr + phase)`` like the design document's sanity data.
 """
 from __future__ import annotations
 
