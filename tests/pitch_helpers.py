@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from notewise.synth.bins import BinSpec
+from notewise.synth.bins import Bins
 
 SR, WINDOW, SIGMA = 44100, 4096, 1.5
-BINS = BinSpec()
+BINS = Bins()
 
 
 def gaussian(n_bins: int, centre: float) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from notewise.synth.bins import BinSpec
+from notewise.synth.bins import Bins
 from notewise.store.layout import shard_name
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
@@ -87,7 +87,7 @@ def fake_shard(n=64, spec=None, seed=0) -> ShardData:
     classes, weights = _classes_and_weights(onset, offset, window)
     raw = rng.uniform(0.1, 1.0, len(rows))
     shares = (raw / np.bincount(rows, weights=raw, minlength=n)[rows]).astype(np.float32)
-    centres = BinSpec.from_dict(spec["bins"]).freq_to_bin(freq)
+    centres = Bins.from_dict(spec["bins"]).freq_to_bin(freq)
     confs, energies = _targets(rows, centres, weights, shares, n, n_bins)
     t = np.arange(window) / 44100.0
     waveforms = np.zeros((n, window), np.float32)

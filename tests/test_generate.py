@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from notewise.synth import rng
-from notewise.synth.bins import BinSpec
+from notewise.synth.bins import Bins
 from notewise.store.layout import NOTE_DTYPES
 from notewise.synth.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
@@ -18,7 +18,7 @@ from notewise.store.shards import write_shard
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import numpy_reference  # noqa: E402
 
-BINS = BinSpec()
+BINS = Bins()
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 SPEC = {
     "seed": 1234, "dataset": "train",

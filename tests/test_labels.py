@@ -6,11 +6,11 @@ from hypothesis import strategies as st
 
 from notewise.synth import labels, oscillator as synth
 from notewise.synth.windows import LabelGrid, NoteArrays, TimbreArrays
-from notewise.synth.bins import BinSpec
+from notewise.synth.bins import Bins
 
 SR = 44100.0
 W = 4096
-BINS = BinSpec()
+BINS = Bins()
 SIGMA = 1.5
 
 

@@ -145,10 +145,10 @@ class SineMix:
     sigma: float
 
     def targets(self, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from notewise.synth.bins import BinSpec
+        from notewise.synth.bins import Bins
         from notewise.synth.labels import write_targets
 
-        centres = BinSpec.from_dict(self.bins).freq_to_bin(freqs).astype(np.float64)
+        centres = Bins.from_dict(self.bins).freq_to_bin(freqs).astype(np.float64)
         confs = np.zeros((len(freqs), self.bins["n_bins"]), np.float32)
         energies = np.zeros_like(confs)
         one = np.ones(1)

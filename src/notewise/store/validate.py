@@ -47,7 +47,7 @@ from notewise.store.npzfile import (central_entry, crc32, end_record, local_head
 from notewise.store.layout import (BUILD_KEY, CLASSES, CRC_KEY, META_NAME, NOTE_DTYPES,
                                    OPTIONAL_NOTE_DTYPES, list_shard_indices, shard_index,
                                    targets_path, waveform_path)
-from notewise.synth.bins import BinSpec
+from notewise.synth.bins import Bins
 
 #: |sum - 1| allowed for an energy row stored in float16 (2048 values each rounded to 2**-11).
 ENERGY_SUM_TOL = 2e-3
@@ -242,7 +242,7 @@ def _check_notes_against_spec(notes, classes, per_window, spec, tpath) -> None:
     _require(not wrong.any(), tpath, "notes",
              lambda: f"{int(wrong.sum())} weights break the class rule (1.0 for classes 2/4,"
                      f" min(visible/2, 0.3) for 1/3), e.g. class {classes[wrong][0]} weight {weights[wrong][0]}")
-    in_range = BinSpec.from_dict(spec["bins"]).contains(notes["note_freq"])
+    in_range = Bins.from_dict(spec["bins"]).contains(notes["note_freq"])
     _require(in_range.all(), tpath, "notes",
              lambda: f"note_freq {notes['note_freq'][~in_range][0]} Hz outside the bin range")
     problem = kinds.kind(spec["settings"]["kind"]).shard_notes(notes, classes, per_window, spec)
@@ -253,7 +253,7 @@ def _check_peaks(confs, energies, notes, per_window, spec, tpath) -> None:
     """Targets agree with the note table: peaks where the notes are, nothing where none are."""
     sigma = float(spec["labels"]["sigma_bins"])
     rows = notes["note_sample"].astype(np.int64)
-    centre = BinSpec.from_dict(spec["bins"]).freq_to_bin(notes["note_freq"].astype(np.float64))
+    centre = Bins.from_dict(spec["bins"]).freq_to_bin(notes["note_freq"].astype(np.float64))
     nearest = np.clip(np.rint(centre), 0, confs.shape[1] - 1).astype(np.int64)
     falloff = np.exp(-((nearest - centre) ** 2) / (2 * sigma**2))
     weights = notes["note_weight"].astype(np.float64)

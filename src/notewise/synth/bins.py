@@ -5,7 +5,7 @@ is ``f_min`` and bin ``n_bins - 1`` is ``f_max`` (2048 bins over 20-5000 Hz: abo
 per bin). The inverse is ``(n_bins - 1) * log(f / f_min) / log(f_max / f_min)``, a *fractional*
 bin: labels centre their Gaussians on it, not on the rounded bin.
 
-``BinSpec`` is the Python face. The two formulas are defined once, here, as plain functions;
+``Bins`` is the Python face. The two formulas are defined once, here, as plain functions;
 ``bin_kernels`` compiles them for the jitted label and sampler code (this module does not import
 Numba: validation and the readers use it, and Numba costs a quarter of a second to import).
 """
@@ -32,7 +32,7 @@ def bin_frequency(bin_index, f_min, f_max, n_bins):
 
 
 @dataclass(frozen=True)
-class BinSpec:
+class Bins:
     """The bin layout: ``n_bins`` log-spaced centres from ``f_min`` to ``f_max`` Hz inclusive."""
 
     n_bins: int = 2048
@@ -46,7 +46,7 @@ class BinSpec:
             raise ValueError(f"bins need 0 < f_min < f_max, got {self.f_min}, {self.f_max}")
 
     @classmethod
-    def from_dict(cls, bins: dict) -> "BinSpec":
+    def from_dict(cls, bins: dict) -> "Bins":
         """From the ``bins`` section of the config or the generation spec."""
         return cls(int(bins["n_bins"]), float(bins["f_min"]), float(bins["f_max"]))
 

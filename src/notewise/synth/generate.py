@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from notewise import kinds
-from notewise.config import fill_defaults, load_schema
+from notewise.config import fill_defaults, load_schema, section_defaults
 from notewise.synth.chords import chord_params, chords_off
 from notewise.synth.labels import label_window
 from notewise.synth.rng import dataset_key
@@ -44,16 +44,6 @@ from notewise.synth.windows import (ShardData, TimbreArrays, label_grid, note_ar
 #: own generator module (as ``midi_render``) needs none of this: only its ``notewise.kinds`` entry.
 SAMPLER_RANDOM_POLYPHONY = 0
 SAMPLER_SINGLE_NOTE = 1
-
-DEFAULT_SPEC = {
-    "seed": 0,
-    "dataset": "single_note",
-    "audio": {"sample_rate": 44100, "window": 4096},
-    "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0},
-    "labels": {"sigma_bins": 1.5},
-    "settings": {"kind": "single_note", "samples_per_bin": 1, "velocity": 0.8, "timbre": 0},
-}
-
 
 #: Windows generated per chunk by ``write_generated_shard`` (float32 chunk of about 8 MB).
 CHUNK_ROWS = 256
@@ -259,13 +249,13 @@ def generate_single_note(bin_idx: int, *, phase=None, velocity=0.8, timbre=0, se
     It is sample ``bin_idx`` of a ``single_note`` dataset named ``"single_note"`` (one sample
     per bin) under ``seed``: the random phase is a pure function of ``(seed, bin_idx)``, so
     calls with the same arguments return the same window; pass ``seed`` (or ``phase``) to get
-    other phases. ``phase`` (radians) fixes every partial's phase. ``spec`` supplies ``audio``,
-    ``bins`` and ``labels`` (defaults: 44.1 kHz, 4096 samples, 2048 bins 20-5000 Hz, sigma 1.5);
-    ``timbres`` the library (default: the default library; timbre 0 is the pure sine).
+    other phases. ``phase`` (radians) fixes every partial's phase. ``spec`` (a generation spec)
+    supplies ``audio``, ``bins`` and ``labels`` (default: the config schema's: 44.1 kHz, 4096
+    samples, 2048 bins 20-5000 Hz, sigma 1.5); ``timbres`` the library (default: the default library; timbre 0 is the pure sine).
 
     Returns ``{'waveform': [window], 'confs': [n_bins], 'energies': [n_bins]}``, float32.
     """
-    base = DEFAULT_SPEC if spec is None else spec
+    base = {s: section_defaults(s) for s in ("audio", "bins", "labels")} if spec is None else spec
     one_note_spec = {
         "seed": seed, "dataset": "single_note", "audio": base["audio"], "bins": base["bins"],
         "labels": base["labels"],
