@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the NumPy reference implementation is the tests' oracle (tests/numpy_reference.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy_reference  # noqa: E402
 from bench_generation import make_spec  # noqa: E402

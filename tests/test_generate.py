@@ -3,7 +3,6 @@ import copy
 import hashlib
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,8 @@ from notewise.synth.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
 from notewise.store.shards import write_shard
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import numpy_reference  # noqa: E402
+import numpy_reference
+
 
 BINS = Bins()
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
