@@ -7,24 +7,17 @@ shard passes every validation check and a single corruption fails exactly one.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import hashlib
 
 import numpy as np
 
 from notewise.synth.bins import Bins
 from notewise.store.layout import shard_name
+from notewise.store.shards import write_shard
+from notewise.synth.windows import ShardData
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
-
-
-class ShardData(NamedTuple):
-    """Same fields as ``notewise.synth.generate.ShardData``."""
-
-    waveforms: np.ndarray
-    confs: np.ndarray
-    energies: np.ndarray
-    notes: dict
 
 
 def make_spec(kind="random_polyphony", window=WINDOW, n_bins=N_BINS, dataset="unit", polyphony=None):
@@ -108,6 +101,7 @@ def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True, build=Non
     from notewise.store.meta import build_meta, write_meta
     from notewise.store.layout import targets_path, waveform_path
     from notewise.store.shards import write_shard
+from notewise.synth.windows import ShardData
     from notewise.store.validate import summarize_dataset, validate_shard
 
     spec = spec or make_spec()
@@ -174,3 +168,20 @@ def _run(main, argv):
     code = main(argv)
     if code:
         raise AssertionError(f"notewise {' '.join(argv[:1])} exited {code}")
+
+
+def write_one_shard(directory, data):
+    """Write ``data`` as shard 0 under ``directory``; returns the two paths."""
+    wpath = directory / "waveforms" / "shard_00000.npy"
+    tpath = directory / "targets" / "shard_00000.npz"
+    wpath.parent.mkdir(parents=True)
+    tpath.parent.mkdir(parents=True)
+    write_shard(wpath, tpath, data)
+    return wpath, tpath
+
+
+def digest(data: ShardData) -> str:
+    hasher = hashlib.sha256()
+    for array in (data.waveforms, data.confs, data.energies, *data.notes.values()):
+        hasher.update(np.ascontiguousarray(array).tobytes())
+    return hasher.hexdigest()

@@ -15,8 +15,9 @@ from notewise.synth.generate import generate_range
 from notewise.synth.rng import dataset_key
 from notewise.store.validate import summarize_dataset, validate_shard
 
-from test_generate import SPEC, digest
-from test_music_render import write
+from shardkit import digest
+from test_generate import SPEC
+from shardkit import write_one_shard as write
 
 
 def family_intervals(family):

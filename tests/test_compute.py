@@ -9,7 +9,7 @@ from notewise.workflow.resources import (Node, Request, check_slurm_requests, co
                               parse_sinfo, request_misfit, shard_resources, torchrun_launcher,
                               training_resources)
 from notewise.config import REPO_ROOT
-from test_workflow import make_workdir, snakemake
+from snakekit import make_workdir, snakemake
 
 
 def test_defaults_come_from_the_schema_and_user_keys_win():

@@ -1,6 +1,5 @@
 """Window generation: contract, determinism, sample purity, counter RNG, NumPy cross-check."""
 import copy
-import hashlib
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from notewise.synth.generate import (ShardData, generate_range,
 from notewise.store.shards import write_shard
 
 import numpy_reference
+from shardkit import digest
 
 
 BINS = Bins()
@@ -34,17 +34,9 @@ SANITY = {**SPEC, "dataset": "sanity",
                        "timbre": 0}}
 
 
-
 @pytest.fixture(scope="module")
 def shard(lib):
     return generate_range(SPEC, 0, 24, lib)
-
-
-def digest(data: ShardData) -> str:
-    hasher = hashlib.sha256()
-    for array in (data.waveforms, data.confs, data.energies, *data.notes.values()):
-        hasher.update(np.ascontiguousarray(array).tobytes())
-    return hasher.hexdigest()
 
 
 def test_shapes_dtypes_and_note_table(shard):

@@ -3,7 +3,6 @@ determinism and corpus reading (notewise.music.render)."""
 import copy
 import hashlib
 
-import mido
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,8 +15,10 @@ from notewise.synth.bins import midi_to_hz
 from notewise.music import render as music
 from notewise.synth.generate import generate_range
 from notewise.synth.labels import classify_note
-from notewise.store.shards import write_shard
 from notewise.store.validate import ShardValidationError, validate_shard
+
+from midi_helpers import write_midi_file
+from shardkit import write_one_shard as write
 
 W = 4096
 SR = 44100
@@ -37,7 +38,6 @@ def _piece(rng, n_notes, span_s):
             "track": rng.integers(0, 4, n_notes)}
 
 
-
 @pytest.fixture(scope="module")
 def corpus():
     rng = np.random.default_rng(5)
@@ -49,16 +49,6 @@ def corpus():
 
 def with_augment(spec, augment):
     return {**spec, "settings": {**spec["settings"], "augment": augment}}
-
-
-def write(directory, data):
-    """Write ``data`` as shard 0 under ``directory``; returns the two paths."""
-    wpath = directory / "waveforms" / "shard_00000.npy"
-    tpath = directory / "targets" / "shard_00000.npz"
-    wpath.parent.mkdir(parents=True)
-    tpath.parent.mkdir(parents=True)
-    write_shard(wpath, tpath, data)
-    return wpath, tpath
 
 
 def expected_notes(ctx, sample):
@@ -189,32 +179,16 @@ def test_validation_rejects_a_deviation_that_does_not_explain_the_pitch(lib, cor
 # --------------------------------------------------------------------------- corpus reading
 
 
-def _midi_file(path, tempo_us, tracks):
-    midi = mido.MidiFile(ticks_per_beat=480)
-    for index, notes in enumerate(tracks):
-        track = mido.MidiTrack()
-        if index == 0:
-            track.append(mido.MetaMessage("set_tempo", tempo=tempo_us, time=0))
-        events = sorted([(s, "note_on", p, v) for s, e, p, v in notes]
-                        + [(e, "note_off", p, 0) for s, e, p, v in notes], key=lambda x: x[0])
-        now = 0
-        for tick, kind, pitch, velocity in events:
-            track.append(mido.Message(kind, note=pitch, velocity=velocity, time=tick - now))
-            now = tick
-        midi.tracks.append(track)
-    midi.save(path)
-
-
 def test_corpus_reads_tracks_in_seconds_and_skips_bad_files_with_a_reason(tmp_path):
     root = tmp_path / "corpus"
     (root / "train").mkdir(parents=True)
     (root / "val").mkdir()
-    _midi_file(root / "train" / "good.mid", 1_000_000,
+    write_midi_file(root / "train" / "good.mid", 1_000_000,
                [[(0, 480, 60, 100)], [(480, 1440, 64, 50)]])
     (root / "train" / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
     (root / "train" / "text.mid").write_text("not midi at all")
-    _midi_file(root / "train" / "silent.mid", 500_000, [[]])
-    _midi_file(root / "val" / "other.mid", 500_000, [[(0, 10, 70, 90)]])
+    write_midi_file(root / "train" / "silent.mid", 500_000, [[]])
+    write_midi_file(root / "val" / "other.mid", 500_000, [[(0, 10, 70, 90)]])
     out = tmp_path / "notes.npz"
     corpus = build_corpus_file(root, "train", out)
     loaded = MusicCorpus.load(out)

@@ -17,7 +17,7 @@ from notewise.synth.labels import classify_note
 from notewise.synth.oscillator import PEAK_LIMIT
 from notewise.store.validate import validate_shard
 
-from test_music_render import write
+from shardkit import write_one_shard as write
 
 W = 4096
 SR = 44100

@@ -184,11 +184,11 @@ def test_job_commands_import_budget_and_code_coverage(kind, tmp_path, timbre_lib
 
 def test_music_notes_loads_only_what_its_code_hash_covers(tmp_path, glue):
     """Rule music_notes reruns when the code that reads the corpus changes (its code param)."""
-    from test_music_render import _midi_file
+    from midi_helpers import write_midi_file
 
     root = tmp_path / "corpus"
     (root / "train").mkdir(parents=True)
-    _midi_file(root / "train" / "a.mid", 500_000, [[(0, 480, 60, 100)]])
+    write_midi_file(root / "train" / "a.mid", 500_000, [[(0, 480, 60, 100)]])
     loaded = _run_cli(["music-notes", str(root), "--split", "train", "-o",
                        str(tmp_path / "notes.npz")])
     notewise = {m for m in loaded if m.startswith("notewise.")}
