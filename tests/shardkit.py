@@ -15,6 +15,7 @@ from notewise.synth.bins import Bins
 from notewise.store.layout import shard_name
 from notewise.store.shards import write_shard
 from notewise.synth.windows import ShardData
+from notewise.synth.windows import ShardData
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
@@ -100,8 +101,6 @@ def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True, build=Non
     ``build``: the build id its shards and meta.json record."""
     from notewise.store.meta import build_meta, write_meta
     from notewise.store.layout import targets_path, waveform_path
-    from notewise.store.shards import write_shard
-from notewise.synth.windows import ShardData
     from notewise.store.validate import summarize_dataset, validate_shard
 
     spec = spec or make_spec()
