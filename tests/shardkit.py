@@ -15,7 +15,6 @@ from notewise.synth.bins import Bins
 from notewise.store.layout import shard_name
 from notewise.store.shards import write_shard
 from notewise.synth.windows import ShardData
-from notewise.synth.windows import ShardData
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
