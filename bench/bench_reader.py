@@ -41,7 +41,8 @@ import torch  # noqa: E402
 
 from bench_writes import synthetic_shard  # noqa: E402
 from notewise.store.meta import write_meta, writer_meta  # noqa: E402
-from notewise.loading.reader import BatchLoader, DatasetReader, ShardBatchSampler  # noqa: E402
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader
 from notewise.store.layout import targets_path, waveform_path
 from notewise.store.shards import write_shard
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from notewise.loading.onthefly import OnTheFlyDataset
-from notewise.loading.reader import BatchLoader, DatasetReader, ShardBatchSampler
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader
 
 from shardkit import build_with_cli
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.loading.reader import (BatchLoader, DatasetReader, ShardBatchSampler,
-                                  read_target_arrays)
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader, read_target_arrays
 from notewise.store.layout import targets_path, waveform_path
 
 from shardkit import N_BINS, WINDOW, fake_shard, write_dataset

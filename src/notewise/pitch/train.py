@@ -100,7 +100,7 @@ def loader(source: BatchSource, batch_size: int, epoch: int, rank: int, world_si
            shuffle: bool, seed: int, prefetch: int = 2) -> TimedBatches:
     """This rank's batches for ``epoch`` through the data pipeline's sampler and loader
     (shard-local sorted batches, read ``prefetch`` ahead in a background thread)."""
-    from notewise.loading.reader import BatchLoader, ShardBatchSampler
+    from notewise.loading.batches import BatchLoader, ShardBatchSampler
 
     bounds = source if hasattr(source, "shard_bounds") else len(source)
     sampler = ShardBatchSampler(bounds, batch_size, shuffle=shuffle, seed=seed, rank=rank,
