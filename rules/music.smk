@@ -89,6 +89,7 @@ rule matrix_table:
                       caption="../workflow/report/music_matrix.rst",
                       category="Music-driven data"),
     params:
+        code=MATRIX_CODE,
         names=MATRIX_MODELS,
     log:
         "results/logs/matrix_table/all.log",

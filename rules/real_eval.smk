@@ -11,6 +11,7 @@ rule real_eval_notes:
     output:
         "results/real_eval/notes.npz",
     params:
+        code=NOTES_HASH,
         split=REAL_EVAL["split"],
         val_percent=REAL_EVAL["val_percent"],
     log:
@@ -56,6 +57,8 @@ rule real_eval_predict:
     output:
         "results/real_eval/notewise/{clip}.csv",
     threads: 1
+    params:
+        code=PREDICT_CODE,
     log:
         "results/logs/real_eval_predict/{clip}.log",
     benchmark:
@@ -73,6 +76,8 @@ rule real_eval_peer:
     output:
         directory("results/real_eval/basic_pitch"),
     threads: 2
+    params:
+        code=REAL_EVAL_CODE,
     log:
         "results/logs/real_eval_peer/all.log",
     benchmark:
@@ -92,6 +97,7 @@ rule real_eval_score:
         report("results/real_eval/real_eval.csv", caption="../workflow/report/real_eval.rst",
                category="Real instruments"),
     params:
+        code=REAL_EVAL_CODE,
         audio=lambda wc, input: os.path.dirname(input.manifest),
         ours=lambda wc, input: os.path.dirname(input.ours[0]),
     log:

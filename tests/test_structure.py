@@ -194,3 +194,20 @@ def test_music_notes_loads_only_what_its_code_hash_covers(tmp_path, glue):
     notewise = {m for m in loaded if m.startswith("notewise.")}
     assert "notewise.midi.reading" in notewise and "torch" not in loaded
     assert not notewise - glue - {m for m in notewise if _hashed(m, NOTES_CODE)}
+
+
+def test_every_rule_that_runs_notewise_has_a_code_param():
+    """A rule whose output comes from package code reruns when that code changes."""
+    import re
+
+    from notewise.config import REPO_ROOT
+
+    missing = []
+    for path in sorted((REPO_ROOT / "rules").glob("*.smk")):
+        text = path.read_text()
+        for rule in re.finditer(r"(?ms)^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", text):
+            body = rule.group(2)
+            if re.search(r"\bnotewise\b|\{params\.launcher\}", body) and "shell:" in body \
+                    and not re.search(r"^\s+code=", body, re.M):
+                missing.append(f"{path.name}: {rule.group(1)}")
+    assert not missing

@@ -51,7 +51,9 @@ CODE = {
     "plots": ("pitch/plots.py",),
 }
 CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
-CODE["real_eval"] = ("pitch/real_eval.py", "music")
+CODE["real_eval"] = ("pitch/real_eval.py", "pitch/peers.py", "music")
+#: ``notewise predict`` and what it loads (model, decoding, notes, export): the whole package.
+CODE["predict"] = ("pitch",)
 
 
 def code_hash(stage: str) -> str:
