@@ -98,8 +98,8 @@ def test_code_hash_per_stage_names_unknown_stages(monkeypatch):
     assert all(len(h) == 16 for h in hashes.values())
     monkeypatch.setitem(CODE, "plots", CODE["plots"] + ("pitch/decode.py",))
     assert code_hash("plots") != hashes["plots"]  # the hash follows the stage's source
-    with pytest.raises(KeyError, match="'predict'"):
-        code_hash("predict")
+    with pytest.raises(KeyError, match="'chirps'"):
+        code_hash("chirps")
 
 
 def test_sine_mix_replaces_windows_with_labelled_sines():
