@@ -6,6 +6,7 @@
 #   snakemake -j2 midi_lm             Bach corpus -> token caches -> MIDI LM -> a generated sample
 #   snakemake -j2 pitch_matrix        models on random / music-driven / mixed data x eval sets
 #   snakemake -j2 real_eval           held-out pieces, held-out SoundFont: ours vs basic-pitch
+#   snakemake -j2 pitch_release --configfile configs/release.yaml   the shipped model (not in all)
 #   snakemake -j 32 train_shards      random-polyphony training set (--configfile configs/full.yaml: 1M)
 #   snakemake --report report.html    the report
 #
@@ -34,6 +35,7 @@ include: "rules/pitch.smk"
 include: "rules/midi.smk"
 include: "rules/music.smk"
 include: "rules/real_eval.smk"
+include: "rules/release.smk"
 
 
 rule all:

@@ -9,8 +9,10 @@ plus the ``peers`` extra) on every WAV of ``--audio-dir`` (held-out Bach pieces 
 SoundFont, see ``notewise.pitch.real_eval``), in this process, and prints ``mir_eval.multipitch``
 precision / recall / F1 (frame level, 10 ms, 50 cents, pooled per texture and instrument) of
 notewise's ``notewise predict`` CSVs (``--ours``, written by the workflow) beside basic-pitch's
-frame posteriorgram > 0.3 and its note events, plus each tool's CPU seconds per minute of audio
-(basic-pitch measured here; notewise from the predict jobs' benchmark files when present).
+frame posteriorgram > 0.3 and its note events, plus each tool's CPU seconds per minute of audio,
+both measured here on the same files (model loading included; notewise through ``write_prediction``,
+the command's path, with ``--checkpoint``, the model the workflow's predictions came from), and
+notewise's predict jobs' from their benchmark files (process start included) when present.
 """
 from __future__ import annotations
 
@@ -48,11 +50,26 @@ def predict_cpu_seconds(names, benchmarks: Path) -> float | None:
     return total
 
 
+def notewise_cpu_seconds(wavs, checkpoint) -> float:
+    """CPU seconds of ``notewise predict``'s path on ``wavs``, loading the model included."""
+    from notewise.pitch.inference import Predictor
+    from notewise.pitch.predict import write_prediction
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.process_time()
+        predictor = Predictor.load(checkpoint, device="cpu")
+        for wav in wavs:
+            write_prediction(wav, predictor, Path(out) / f"{wav.stem}.csv")
+        return time.process_time() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio-dir", default="results/real_eval/audio")
     parser.add_argument("--ours", default="results/real_eval/notewise")
     parser.add_argument("--benchmarks", default="results/benchmarks/real_eval_predict")
+    parser.add_argument("--checkpoint", default="results/models/pitch/model.pth",
+                        help="the model whose predictions --ours holds (timed here)")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
     args = parser.parse_args()
     audio_dir = Path(args.audio_dir)
@@ -74,11 +91,12 @@ def main() -> int:
     minutes = audio_minutes(audio_dir, names)
     print(f"{len(names)} clips, {minutes:.2f} min of audio, SoundFont {manifest['soundfont']}")
     print(side_by_side(table, markdown=args.markdown))
-    ours_cpu = predict_cpu_seconds(names, Path(args.benchmarks))
-    print(f"CPU s per audio minute: basic-pitch {peer_cpu / minutes:.1f} (model loading"
-          " included, this process)", end="")
-    print(f", notewise predict {ours_cpu / minutes:.1f} (its jobs, process start included)"
-          if ours_cpu is not None else "")
+    ours_here = notewise_cpu_seconds([audio_dir / f"{n}.wav" for n in names], args.checkpoint)
+    print(f"CPU s per audio minute (this process, model loading included): basic-pitch"
+          f" {peer_cpu / minutes:.2f}, notewise {ours_here / minutes:.2f}")
+    ours_jobs = predict_cpu_seconds(names, Path(args.benchmarks))
+    if ours_jobs is not None:
+        print(f"notewise predict jobs: {ours_jobs / minutes:.1f} (process start included)")
     return 0
 
 

@@ -240,6 +240,23 @@ PITCH_SINGLE_DIR = pitch_dataset(PITCH["evaluate"]["single_note_dataset"])
 PITCH_POLY_DIR = pitch_dataset(PITCH["evaluate"]["polyphonic_dataset"])
 
 
+# The released pitch model (rules/release.smk): the `pitch_release:` section with its defaults.
+
+RELEASE = fill_defaults(load_schema()["properties"]["pitch_release"], config.get("pitch_release", {}))
+#: The matrix trainer's spec, the release's recipe where a matrix model's would be.
+RELEASE_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
+                               "pitch_model": config.get("pitch_model", {}),
+                               "music_matrix": RELEASE})
+#: The released model's training settings: pitch_model.train under pitch_release.train.
+RELEASE_TRAIN = {**PITCH["train"], **RELEASE["train"]}
+RELEASE_DIR = "results/release/pitch"
+RELEASE_PACKAGE_DIR = "src/notewise/pitch/release"
+
+
+def release_dataset_dirs(names):
+    return [named_dataset(name, "pitch_release") for name in names]
+
+
 # Real-instrument evaluation (rules/real_eval.smk): the `real_eval:` section with its defaults.
 
 from notewise.pitch.real_eval import (check_held_out, clip_names, held_out_soundfont,

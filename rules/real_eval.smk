@@ -56,6 +56,8 @@ rule real_eval_predict:
         model=REAL_EVAL_CHECKPOINT,
     output:
         "results/real_eval/notewise/{clip}.csv",
+    params:
+        stamp=PITCH["decode"]["stamp"],
     threads: 1
     params:
         code=PREDICT_CODE,
@@ -67,7 +69,7 @@ rule real_eval_predict:
         "../envs/notewise.yaml"
     shell:
         "OMP_NUM_THREADS={threads} notewise predict {input.wav} --checkpoint {input.model}"
-        " -o {output} 2> {log}"
+        " --stamp {params.stamp} -o {output} 2> {log}"
 
 
 rule real_eval_peer:

@@ -56,7 +56,7 @@ def spectral_peak_model():
 
     from notewise.pitch.model import PitchModel, PitchModelConfig
 
-    model = PitchModel(PitchModelConfig(width=2, dilations=(1,)))
+    model = PitchModel(PitchModelConfig(width=2, dilations=(1,), stride=1, fft_oversample=8))
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()

@@ -19,7 +19,8 @@ from notewise.pitch.model import (
 
 from pitch_helpers import BINS, tone
 
-SMALL = PitchModelConfig(width=8, dilations=(1, 2))
+SMALL = PitchModelConfig(width=8, dilations=(1, 2), stride=1, fft_oversample=8)
+STRIDED = PitchModelConfig(width=8, dilations=(1, 2), stride=8, fft_oversample=2)
 
 
 def sine(freq: float, phase: float = 0.0, start: int = 0, n: int = 4096) -> torch.Tensor:
@@ -27,17 +28,18 @@ def sine(freq: float, phase: float = 0.0, start: int = 0, n: int = 4096) -> torc
     return torch.tensor(0.5 * np.sin(2 * np.pi * freq * t + phase), dtype=torch.float32)
 
 
-def test_output_shapes_and_default_size():
-    model = PitchModel(SMALL).eval()
+@pytest.mark.parametrize("cfg", [SMALL, STRIDED], ids=["stride1", "stride8"])
+def test_output_shapes_and_default_size(cfg):
+    model = PitchModel(cfg).eval()
     conf, energy = model(torch.randn(3, 1, 4096))
     assert conf.shape == energy.shape == (3, 2048)
     assert 2_000 < count_parameters(PitchModel()) < 100_000  # small by design
 
 
 def test_front_end_peaks_at_the_tone_and_at_its_harmonic_channels():
-    front = PitchModel().frontend
+    front = PitchModel(SMALL).frontend
     for freq in (110.0, 440.0, 1234.5):
-        spec = front(sine(freq).view(1, 1, -1))[0]
+        spec = front(sine(freq).view(1, 1, -1))[0][0]
         assert abs(spec[1].argmax().item() - BINS.freq_to_bin(freq)) <= 1.0  # h = 1: exact grid
         # channel h = 2 at bin b holds the spectrum at 2 f_b: the tone shows up an octave lower
         assert abs(spec[2].argmax().item() - BINS.freq_to_bin(freq / 2)) <= 1.0
@@ -45,10 +47,10 @@ def test_front_end_peaks_at_the_tone_and_at_its_harmonic_channels():
 
 
 def test_front_end_ignores_phase_window_position_and_level():
-    front = PitchModel().frontend
-    ref = front(sine(440.0).view(1, 1, -1))
+    front = PitchModel(SMALL).frontend
+    ref = front(sine(440.0).view(1, 1, -1))[0]
     for phase, start, gain in ((1.0, 0, 1.0), (0.0, 1234, 1.0), (2.5, 517, 0.01)):
-        other = front((gain * sine(440.0, phase, start)).view(1, 1, -1))
+        other = front((gain * sine(440.0, phase, start)).view(1, 1, -1))[0]
         # the main lobe (+-40 bins) of the h = 1 channel; far sidelobes near the -80 dB floor
         # do depend on phase (the negative-frequency image), by up to ~0.1 dB
         lobe = slice(1106, 1186)
@@ -56,8 +58,9 @@ def test_front_end_ignores_phase_window_position_and_level():
 
 
 def test_silence_gives_the_floor_not_nan():
-    spec = PitchModel().frontend(torch.zeros(2, 1, 4096))
-    assert torch.isfinite(spec).all() and spec.abs().max().item() == 0.0
+    for cfg in (SMALL, STRIDED):
+        for level in PitchModel(cfg).frontend(torch.zeros(2, 1, 4096)):
+            assert torch.isfinite(level).all() and level.abs().max().item() == 0.0
 
 
 def test_save_load_and_harness_checkpoint_formats(tmp_path):
@@ -85,3 +88,43 @@ def test_library_defaults_are_the_workflow_defaults():
     from notewise.pitch.settings import model_config, pitch_settings
 
     assert model_config(pitch_settings({})) == PitchModelConfig()
+
+
+def test_a_strided_front_end_pools_the_full_resolution_one():
+    """Stride s: the fundamental holds the stride-1 ``h = 1`` levels bin for bin, and each
+    harmonic channel is the loudest of the s bins of its position (shifted within half a
+    position)."""
+    fine, coarse = PitchModel(PitchModelConfig(stride=1)).frontend, \
+        PitchModel(PitchModelConfig(stride=8, fft_oversample=2)).frontend
+    x = torch.stack([sine(f) + 0.3 * sine(2.7 * f, 1.0) for f in (65.0, 440.0, 1500.0)])
+    full, _ = fine(x.unsqueeze(1))
+    harmonics, fundamental = coarse(x.unsqueeze(1))
+    assert harmonics.shape == (3, 8, 256) and fundamental.shape == (3, 8, 256)
+    assert torch.equal(fundamental.transpose(1, 2).reshape(3, -1), full[:, 1])
+    assert torch.equal(harmonics[:, 1], full[:, 1].view(3, 256, 8).amax(dim=2))
+    for h in (0, 2, 5):  # channels 0.5, 2 and 5: a peak moves by at most one position
+        peak_full = full[:, h].argmax(dim=1) // 8
+        assert (harmonics[:, h].argmax(dim=1) - peak_full).abs().max() <= 1
+
+
+def test_the_head_writes_position_k_s_plus_j_from_its_channel_j():
+    """The depth-to-space of the head: output bin ``k * stride + j`` is channel ``j`` at
+    position ``k`` (confidence) and ``stride + j`` (energy)."""
+    torch.manual_seed(0)
+    model = PitchModel(STRIDED).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        bias = torch.arange(16, dtype=torch.float32)
+        model.head.bias.copy_(bias)
+        conf, energy = model(torch.randn(1, 1, 4096))
+    assert torch.equal(conf[0], bias[:8].repeat(256)) and torch.equal(energy[0], bias[8:].repeat(256))
+
+
+def test_a_stride_must_divide_the_bins():
+    with pytest.raises(ValueError, match="stride 7 does not divide n_bins 2048"):
+        PitchModelConfig(stride=7)
+
+
+def test_a_config_written_before_strides_reads_as_stride_one():
+    old = {k: v for k, v in SMALL.to_dict().items() if k != "stride"}
+    assert PitchModelConfig.from_dict(old) == SMALL

@@ -85,9 +85,9 @@ def test_read_audio_mixes_down_and_resamples(tmp_path):
     assert 0.45 < np.abs(audio[:20000]).max() < 0.55
 
 
-def test_frames_are_centred_on_multiples_of_the_hop():
+def test_frames_stamped_at_the_centre_are_centred_on_multiples_of_the_hop():
     audio = np.arange(10_000, dtype=np.float32)
-    windows = frame(audio, 4096, 441)
+    windows = frame(audio, 4096, 441, 0.5)
     assert windows.shape == (10_000 // 441 + 1, 4096)
     assert windows[0, 2048].item() == 0.0 and windows[0, 2047].item() == 0.0  # zero padding
     assert windows[3, 2048].item() == 3 * 441  # the centre sample of window k is k * hop

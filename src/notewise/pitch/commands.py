@@ -1,4 +1,5 @@
-"""``notewise`` subcommands of the pitch model: train-pitch, evaluate-pitch, plot-pitch, predict.
+"""``notewise`` subcommands of the pitch model: train-pitch, evaluate-pitch, plot-pitch, predict,
+package-release, export-pitch.
 
 Handlers import torch (through the pitch modules) inside themselves, so ``notewise --help`` and
 the data-generation commands start without it. The workflow passes the ``pitch_model`` settings
@@ -73,11 +74,32 @@ def predict(args: argparse.Namespace) -> None:
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     out = args.output if args.output and args.output != "-" else sys.stdout
     table = write_prediction(args.audio, args.checkpoint, out, hop=args.hop,
-                             threshold=args.threshold, onset_threshold=args.onset_threshold,
+                             stamp=args.stamp, threshold=args.threshold,
+                             onset_threshold=args.onset_threshold,
                              min_duration=args.min_duration, batch_size=args.batch_size,
                              device=args.device, nonfinite=args.nonfinite)
     log.info("%d rows; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
              time.process_time() - cpu_start)
+
+
+def package_release(args: argparse.Namespace) -> None:
+    from notewise.atomicio import read_json_argument
+    from notewise.pitch.release import package_release as package
+
+    package(args.model_dir, args.scores, args.summary, args.output,
+            read_json_argument(args.recipe, "--recipe"), args.real_eval)
+    log.info("packaged %s into %s", args.model_dir, args.output)
+
+
+def export_pitch(args: argparse.Namespace) -> None:
+    from notewise.pitch.export import export_pitch as export
+
+    try:
+        diffs = export(args.checkpoint, args.output, opset=args.opset, atol=args.atol)
+    except ImportError as err:  # onnx/onnxscript missing: a message, not a traceback
+        raise ValueError(str(err)) from err
+    log.info("wrote %s%s", args.output,
+             f"; max |difference| from PyTorch: {diffs}" if diffs else " (not checked)")
 
 
 def register(subparsers) -> None:
@@ -111,8 +133,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="notes of an audio file: MIDI, note CSV or frame CSV")
     p.add_argument("audio", help="audio file: any format libsndfile reads (WAV, FLAC, OGG, MP3),"
                                  " any sample rate and channel count")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--checkpoint",
+                   help="model file or directory (default: the released model in the package)")
     p.add_argument("--hop", type=int, default=441, help="samples at 44.1 kHz between windows")
+    p.add_argument("--stamp", type=float,
+                   help="where in its window a window's notes are placed in time, a fraction of"
+                        " the window: 0.5 its centre, 1.0 its end (default:"
+                        " pitch_model.decode.stamp, measured on validation music)")
     p.add_argument("--threshold", type=float,
                    help="confidence threshold of a frame (default: pitch_model.decode.threshold,"
                         " 0.3)")
@@ -128,3 +155,22 @@ def register(subparsers) -> None:
                    help="song.mid (MIDI), song.notes.csv (notes), any other name a frame CSV"
                         " (default: the frame CSV on standard output)")
     p.set_defaults(func=predict)
+
+    p = subparsers.add_parser("package-release",
+                              help="copy a trained model and its metrics into the package")
+    p.add_argument("--model-dir", required=True, help="release_train's model directory")
+    p.add_argument("--scores", required=True, help="release_score's JSON")
+    p.add_argument("--summary", required=True, help="release_evaluate's summary.json")
+    p.add_argument("--real-eval", help="the real-instrument table (CSV), where there is one")
+    p.add_argument("--recipe", required=True, help="the settings it was trained with (JSON or @file)")
+    p.add_argument("-o", "--output", required=True, help="the package's release directory")
+    p.set_defaults(func=package_release)
+
+    p = subparsers.add_parser("export-pitch", help="the pitch model as ONNX or TorchScript")
+    p.add_argument("checkpoint", help="model.pth, its checkpoint directory, or a save_model file")
+    p.add_argument("output", help="out.onnx (ONNX) or out.pt / .ts / .torchscript (TorchScript)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 18 or newer (default: 18)")
+    p.add_argument("--atol", type=float, default=5e-3,
+                   help="largest |exported - PyTorch| logit accepted by the check before the file"
+                        " is written (default: %(default)s)")
+    p.set_defaults(func=export_pitch)

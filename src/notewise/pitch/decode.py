@@ -38,12 +38,15 @@ class DecodedNotes:
         return [f0[bounds[i]:bounds[i + 1]] for i in range(n_windows)]
 
 
-def _window_sums(values: torch.Tensor, radius: int, weights: torch.Tensor | None = None):
-    """Sum of ``values * weights`` over [i - radius, i + radius] for every bin, ``[B, n]``."""
-    kernel = torch.ones(1, 1, 2 * radius + 1, dtype=values.dtype, device=values.device)
-    if weights is not None:
-        kernel = weights.to(values.dtype).view(1, 1, -1)
-    return F.conv1d(values.unsqueeze(1), kernel, padding=radius).squeeze(1)
+def _span_sums(values: torch.Tensor, window: torch.Tensor, centre: torch.Tensor, radius: int,
+               weights: torch.Tensor) -> torch.Tensor:
+    """``sum(values[window, centre + k] * weights[k])`` over k in [-radius, radius], bins outside
+    the map counting zero: only at the peaks, not at every bin."""
+    n_bins = values.shape[1]
+    index = centre[:, None] + torch.arange(-radius, radius + 1, device=values.device)
+    inside = (index >= 0) & (index < n_bins)
+    gathered = values[window[:, None], index.clamp(0, n_bins - 1)] * inside
+    return gathered @ weights.to(values.dtype)
 
 
 def find_peaks(confidence: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -60,17 +63,15 @@ def decode(conf_logits: torch.Tensor, energy_logits: torch.Tensor, bin_to_freq,
     confidence = torch.sigmoid(conf_logits.float())
     energy = torch.softmax(energy_logits.float(), dim=-1)
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=confidence.device)
-    mass = _window_sums(confidence, radius)
-    moment = _window_sums(confidence, radius, offsets)
-    share = _window_sums(energy, radius)
-    peaks = find_peaks(confidence, threshold)
-    window, peak_bin = peaks.nonzero(as_tuple=True)
-    frac = (moment[window, peak_bin] / mass[window, peak_bin]).double()
-    bins = peak_bin.double() + frac
+    window, peak_bin = find_peaks(confidence, threshold).nonzero(as_tuple=True)
+    mass = _span_sums(confidence, window, peak_bin, radius, torch.ones_like(offsets))
+    moment = _span_sums(confidence, window, peak_bin, radius, offsets)
+    share = _span_sums(energy, window, peak_bin, radius, torch.ones_like(offsets))
+    bins = peak_bin.double() + (moment / mass).double()
     return DecodedNotes(
         window=window.cpu().numpy(),
         bin=bins.cpu().numpy(),
         f0_hz=np.asarray(bin_to_freq(bins.cpu().numpy()), dtype=np.float64),
         confidence=confidence[window, peak_bin].cpu().numpy(),
-        energy_share=share[window, peak_bin].cpu().numpy(),
+        energy_share=share.cpu().numpy(),
     )

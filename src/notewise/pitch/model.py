@@ -60,15 +60,22 @@ class PitchModelConfig:
     sample_rate: int = 44100
     window: int = 4096
     harmonics: tuple[float, ...] = (0.5, 1, 2, 3, 4, 5, 6, 7)
-    fft_oversample: int = 8
+    fft_oversample: int = 2
     floor_db: float = -80.0
-    width: int = 16  # the schema's default too
-    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    width: int = 16  # the schema's defaults too
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
     kernel: int = 3
+    stride: int = 8  # output bins per position of the convolution stack
+
+    def __post_init__(self):
+        if self.n_bins % self.stride:
+            raise ValueError(f"pitch model: stride {self.stride} does not divide n_bins "
+                             f"{self.n_bins}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "PitchModelConfig":
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known.setdefault("stride", 1)  # written before the stack had strides
         for key in ("harmonics", "dilations"):
             if key in known:
                 known[key] = tuple(known[key])
@@ -76,6 +83,11 @@ class PitchModelConfig:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @property
+    def stack_bins(self) -> int:
+        """Positions along the convolution stack's frequency axis."""
+        return self.n_bins // self.stride
 
     @property
     def bins_per_octave(self) -> float:
@@ -90,57 +102,65 @@ class PitchModelConfig:
                                                           / (self.n_bins - 1))
 
 
-def catmull_rom(values: torch.Tensor, left: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
-    """Cubic (Catmull-Rom) interpolation of ``values[:, left + frac]``: smooth (C1), so a
-    spectral peak between FFT samples keeps its true position (linear interpolation would put
-    every maximum on an FFT sample)."""
-    p0, p1 = values[:, (left - 1).clamp_min(0)], values[:, left]
-    p2, p3 = values[:, left + 1], values[:, (left + 2).clamp_max(values.shape[1] - 1)]
-    t = frac
-    return p1 + 0.5 * t * ((p2 - p0) + t * ((2 * p0 - 5 * p1 + 4 * p2 - p3)
-                                             + t * (3 * (p1 - p2) + p3 - p0)))
+def catmull_rom_taps(position: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and weights ``[len(position), 4]`` of cubic (Catmull-Rom) interpolation of a
+    sequence of ``length`` samples at fractional ``position``: smooth (C1), so a spectral peak
+    between FFT samples keeps its true position (linear interpolation would put every maximum on
+    an FFT sample). Taps beyond the ends repeat the end sample."""
+    left = np.floor(position).astype(np.int64)
+    t = (position - left)[:, None]
+    weights = 0.5 * np.hstack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3,
+                               t + 4 * t**2 - 3 * t**3, -t**2 + t**3])
+    index = np.clip(left[:, None] + np.arange(-1, 3), 0, length - 1)
+    return index, weights
 
 
 class HarmonicSpectrum(nn.Module):
-    """Fixed front end: ``[B, 1, window]`` -> ``[B, len(harmonics), n_bins]`` in [0, 1]."""
+    """Fixed front end: ``[B, 1, window]`` -> ``(harmonics, fundamental)``, levels in [0, 1].
+
+    ``harmonics`` ``[B, len(harmonics), stack_bins]``: channel ``h`` at stack position ``k`` is
+    the loudest level at ``h`` times the frequencies of output bins ``k * stride ...
+    (k + 1) * stride - 1``. ``fundamental`` ``[B, stride, stack_bins]``: the level at each output
+    bin itself (``[:, j, k]`` is bin ``k * stride + j``), the exact peak positions for the head.
+    """
 
     def __init__(self, cfg: PitchModelConfig):
         super().__init__()
         self.cfg = cfg
         self.n_fft = cfg.window * cfg.fft_oversample
-        shifts = [round(cfg.bins_per_octave * math.log2(h)) for h in cfg.harmonics]
+        octave = cfg.bins_per_octave / cfg.stride  # stack positions per octave
+        shifts = [round(octave * math.log2(h)) for h in cfg.harmonics]
+        self.stack_lo = min(0, min(shifts))  # the extended grid, in stack positions
+        self.stack_hi = cfg.stack_bins - 1 + max(0, max(shifts))
+        grid_lo = self.stack_lo * cfg.stride  # ... and in output bins
         nyquist_bin = math.floor(cfg.freq_to_bin(cfg.sample_rate / 2))
-        self.grid_lo = min(0, min(shifts))
-        self.grid_hi = min(cfg.n_bins - 1 + max(shifts), nyquist_bin)
-        grid = np.arange(self.grid_lo, self.grid_hi + 1)
+        grid_hi = min((self.stack_hi + 1) * cfg.stride - 1, nyquist_bin)
+        self.above_nyquist = (self.stack_hi + 1) * cfg.stride - 1 - grid_hi  # -> the floor
+        grid = np.arange(grid_lo, grid_hi + 1)
         fft_pos = cfg.bin_to_freq(grid) * self.n_fft / cfg.sample_rate  # fractional FFT index
-        left = np.floor(fft_pos).astype(np.int64)
-        self._buffer("interp_left", torch.from_numpy(left))
-        self._buffer("interp_frac", torch.from_numpy(fft_pos - left).float())
+        index, weights = catmull_rom_taps(fft_pos, self.n_fft // 2 + 1)
+        self._buffer("interp_index", torch.from_numpy(index.reshape(-1)))
+        self._buffer("interp_weights", torch.from_numpy(weights).float())
         fft_freqs = np.arange(self.n_fft // 2 + 1) * cfg.sample_rate / self.n_fft
         # pool only where grid points are further apart than FFT samples (elsewhere the
         # interpolation alone is smooth, and pooling would add steps at the FFT samples)
         sparse_from = cfg.bin_to_freq(0) * (2 ** (1 / cfg.bins_per_octave) - 1)
         sparse_from = cfg.sample_rate / self.n_fft / sparse_from * cfg.bin_to_freq(0)
-        in_grid = (fft_freqs >= max(cfg.bin_to_freq(self.grid_lo - 0.5), sparse_from)) & (
-            fft_freqs <= cfg.bin_to_freq(self.grid_hi + 0.5))
-        nearest = np.rint(cfg.freq_to_bin(np.maximum(fft_freqs[in_grid], 1e-9))) - self.grid_lo
+        in_grid = (fft_freqs >= max(cfg.bin_to_freq(grid_lo - 0.5), sparse_from)) & (
+            fft_freqs <= cfg.bin_to_freq(grid_hi + 0.5))
+        nearest = np.rint(cfg.freq_to_bin(np.maximum(fft_freqs[in_grid], 1e-9))) - grid_lo
         self._buffer("pool_fft_index", torch.from_numpy(np.flatnonzero(in_grid)))
         self._buffer("pool_grid_index", torch.from_numpy(nearest.astype(np.int64)))
         self._buffer("hann", torch.hann_window(cfg.window, periodic=False))
-        self._buffer("shift_index", self._shift_index(shifts))
+        index = np.arange(cfg.stack_bins)[None, :] + np.asarray(shifts)[:, None] - self.stack_lo
+        self._buffer("shift_index", torch.from_numpy(index))
 
     def _buffer(self, name: str, value: torch.Tensor) -> None:
         self.register_buffer(name, value, persistent=False)  # rebuilt from the config
 
-    def _shift_index(self, shifts: list[int]) -> torch.Tensor:
-        """Grid index of bin ``i`` for each harmonic; -1 (-> floor) above the grid."""
-        index = np.arange(self.cfg.n_bins)[None, :] + np.asarray(shifts)[:, None] - self.grid_lo
-        index[index > self.grid_hi - self.grid_lo] = -1
-        return torch.from_numpy(index)
-
     def grid_db(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Power in dB on the extended log grid, ``[B, grid]``; 0 dB = a full-scale sine."""
+        """Power in dB on the extended log grid up to Nyquist, ``[B, grid]``; 0 dB = a
+        full-scale sine."""
         x = waveform.reshape(waveform.shape[0], -1).float()
         rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()
         x = x / rms.clamp_min(1e-5)
@@ -148,16 +168,22 @@ class HarmonicSpectrum(nn.Module):
         power = spectrum.real.square() + spectrum.imag.square()
         power = power * (4.0 / self.hann.sum().square())
         db = 10.0 * torch.log10(power.clamp_min(1e-12))
-        grid = catmull_rom(db, self.interp_left, self.interp_frac)
+        taps = db.index_select(1, self.interp_index).view(x.shape[0], -1, 4)
+        grid = (taps * self.interp_weights).sum(dim=2)
         index = self.pool_grid_index.expand(x.shape[0], -1)
         return grid.scatter_reduce(1, index, db[:, self.pool_fft_index], reduce="amax")
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
         with torch.autocast(waveform.device.type, enabled=False):
             db = self.grid_db(waveform)
-            level = ((db - self.cfg.floor_db) / -self.cfg.floor_db).clamp_min(0.0)
-            level = F.pad(level, (0, 1))  # index -1: the floor, for partials above Nyquist
-            return level[:, self.shift_index]
+            level = ((db - cfg.floor_db) / -cfg.floor_db).clamp_min(0.0)
+            level = F.pad(level, (0, self.above_nyquist))  # partials above Nyquist: the floor
+            batch, positions = level.shape[0], self.stack_hi - self.stack_lo + 1
+            stack = level.view(batch, positions, cfg.stride).amax(dim=2)
+            own = -self.stack_lo * cfg.stride
+            fundamental = level[:, own:own + cfg.n_bins].reshape(batch, cfg.stack_bins, cfg.stride)
+            return stack[:, self.shift_index], fundamental.transpose(1, 2)
 
 
 class ResidualBlock(nn.Module):
@@ -177,33 +203,45 @@ CONFIDENCE_PRIOR_LOGIT = -6.0
 
 
 class PitchModel(nn.Module):
-    """``[B, 1, window]`` -> ``(confidence_logits, energy_logits)``, each ``[B, n_bins]``."""
+    """``[B, 1, window]`` -> ``(confidence_logits, energy_logits)``, each ``[B, n_bins]``.
+
+    The stack runs on ``n_bins / stride`` positions; the head turns each position into
+    ``stride`` output bins from the stack's features and the front end's level at those bins
+    (and at its neighbours': kernel 3), so the output keeps the full bin resolution.
+    """
 
     def __init__(self, cfg: PitchModelConfig | None = None):
         super().__init__()
         self.cfg = cfg or PitchModelConfig()
         c = self.cfg
         self.frontend = HarmonicSpectrum(c)
-        position = torch.linspace(0.0, 1.0, c.n_bins).view(1, 1, -1)
+        position = torch.linspace(0.0, 1.0, c.stack_bins).view(1, 1, -1)
         self.register_buffer("position", position, persistent=False)
-        channels = len(c.harmonics) + 1
+        channels = len(c.harmonics) + 1 + (c.stride if c.stride > 1 else 0)
         self.stem = nn.Conv1d(channels, c.width, 5, padding=2)
         self.blocks = nn.Sequential(*[ResidualBlock(c.width, c.kernel, d) for d in c.dilations])
         self.head_norm = nn.BatchNorm1d(c.width)
         # the head also sees the front end itself: the exact spectral peak positions, for sub-bin
         # accuracy the stack would otherwise have to carry through every block
-        self.head = nn.Conv1d(c.width + channels, 2, 1)
+        head_kernel = 1 if c.stride == 1 else 3
+        self.head = nn.Conv1d(c.width + channels, 2 * c.stride, head_kernel,
+                              padding=head_kernel // 2)
         with torch.no_grad():  # start from the prior "no note in this bin" (sigmoid = 1/400)
-            self.head.bias[0] = CONFIDENCE_PRIOR_LOGIT
+            self.head.bias[:c.stride] = CONFIDENCE_PRIOR_LOGIT
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
-        spec = self.frontend(waveform)
-        return torch.cat([spec, self.position.expand(spec.shape[0], -1, -1)], dim=1)
+        """The stack's input ``[B, channels, stack_bins]``: harmonics, position and (when
+        ``stride`` > 1; with stride 1 it is the ``h = 1`` harmonic) the fundamental level."""
+        harmonics, fundamental = self.frontend(waveform)
+        parts = [harmonics, self.position.expand(harmonics.shape[0], -1, -1)]
+        return torch.cat(parts + [fundamental] if self.cfg.stride > 1 else parts, dim=1)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(waveform)
         x = self.blocks(self.stem(features))
         out = self.head(torch.cat([F.gelu(self.head_norm(x)), features], dim=1))
+        batch, stride = out.shape[0], self.cfg.stride  # channel o * stride + j: bin k * stride + j
+        out = out.view(batch, 2, stride, -1).transpose(2, 3).reshape(batch, 2, -1)
         return out[:, 0], out[:, 1]
 
 

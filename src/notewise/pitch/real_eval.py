@@ -62,14 +62,16 @@ def skip_message() -> str:
 
 
 def training_datasets(config: dict) -> list[str]:
-    """Datasets some model trains on: the pitch model's training set and the matrix models'."""
+    """Datasets some model trains on: the pitch model's training set, the matrix models' and
+    the released model's."""
     from notewise.config import fill_defaults, load_schema
 
+    schema = load_schema()["properties"]
     names = [config.get("pitch_model", {}).get("train", {}).get("dataset", "train")]
-    matrix = fill_defaults(load_schema()["properties"]["music_matrix"],
-                           config.get("music_matrix", {}))
+    matrix = fill_defaults(schema["music_matrix"], config.get("music_matrix", {}))
     for datasets in matrix["models"].values():
         names.extend(datasets)
+    names.extend(fill_defaults(schema["pitch_release"], config.get("pitch_release", {}))["datasets"])
     return sorted(set(names))
 
 
