@@ -54,6 +54,7 @@ CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
 CODE["real_eval"] = ("pitch/real_eval.py", "pitch/peers.py", "music")
 #: ``notewise predict`` and what it loads (model, decoding, notes, export): the whole package.
 CODE["predict"] = ("pitch",)
+CODE["release"] = ("pitch/release.py",)
 
 
 def code_hash(stage: str) -> str:
