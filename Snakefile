@@ -10,8 +10,9 @@
 #   snakemake -j 32 train_shards      random-polyphony training set (--configfile configs/full.yaml: 1M)
 #   snakemake --report report.html    the report
 #
-# Where things are: docs/architecture.md. The synthesis kernel is src/notewise/data/synth.py, the
-# label math src/notewise/data/labels.py, the shard format src/notewise/data/shards.py.
+# Where things are: docs/architecture.md. The synthesis kernel is src/notewise/synth/oscillator.py,
+# the label math src/notewise/synth/labels.py, the shard format src/notewise/store/ (layout.py,
+# shards.py), the dataset kinds src/notewise/kinds.py.
 
 from snakemake.utils import min_version, validate
 

@@ -1,7 +1,7 @@
 """Generation speed: windows per CPU-second of the Numba path against the NumPy reference,
 and of the end-to-end shard job (synthesis + labels + writes), all measured in one run.
 
-Both paths implement the same algorithm (bench/numpy_reference.py) and are timed side by side,
+Both paths implement the same algorithm (tests/numpy_reference.py) and are timed side by side,
 single-threaded (NUMBA_NUM_THREADS=1; CPU time from time.process_time), on the default
 random-polyphony settings and on the single-note (sanity) settings. Each figure is the best of
 ``--repeats`` runs (the machine is shared: the best run is the one least disturbed), the three
@@ -38,12 +38,14 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the NumPy reference implementation is the tests' oracle (tests/numpy_reference.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy_reference  # noqa: E402
 from timing import best_interleaved  # noqa: E402
 
-from notewise.data.generate import generate_range, write_generated_shard  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.synth.generate import generate_range, write_generated_shard  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 DEFAULT_POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 

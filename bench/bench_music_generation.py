@@ -23,14 +23,16 @@ import numpy as np  # noqa: E402
 
 import yaml  # noqa: E402
 
-from notewise.config import generation_spec, with_defaults  # noqa: E402
+from notewise.config import with_defaults
+from notewise.workflow.specs import generation_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import best_seconds  # noqa: E402
-from notewise.data import music  # noqa: E402
-from notewise.data.generate import generate_range  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.music.corpus import MusicCorpus  # noqa: E402
+from notewise.music import render as music  # noqa: E402
+from notewise.synth.generate import generate_range  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 AUGMENTATIONS = ("gain", "noise", "detune", "vibrato", "room", "timbre_mix")
 
@@ -44,7 +46,7 @@ def synthetic_corpus(pieces: int = 20, notes: int = 400, seconds: float = 60.0):
                 "pitch": rng.integers(36, 84, notes), "velocity": rng.integers(40, 120, notes),
                 "program": np.zeros(notes, np.int64), "track": rng.integers(0, 4, notes)}
 
-    return music.MusicCorpus.from_pieces({f"piece{i}": piece() for i in range(pieces)}, {})
+    return MusicCorpus.from_pieces({f"piece{i}": piece() for i in range(pieces)}, {})
 
 
 def spec_with(config: dict, enabled: tuple[str, ...], always: bool) -> dict:

@@ -40,9 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from bench_writes import synthetic_shard  # noqa: E402
-from notewise.data.meta import write_meta, writer_meta  # noqa: E402
-from notewise.data.reader import BatchLoader, DatasetReader, ShardBatchSampler  # noqa: E402
-from notewise.data.shards import targets_path, waveform_path, write_shard  # noqa: E402
+from notewise.store.meta import write_meta, writer_meta  # noqa: E402
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader
+from notewise.store.layout import targets_path, waveform_path
+from notewise.store.shards import write_shard
 
 SEED_TABLE = {"mmap random": 9_000, "sequential": 15_000, "in memory": 50_000}
 BATCH = 64

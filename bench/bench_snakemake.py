@@ -38,7 +38,7 @@ def merged_config(workdir: Path, configfiles: list[str]) -> dict:
 
 def placeholder_outputs(workdir: Path, config: dict, dataset: str = "train") -> int:
     """Empty files for every output of ``<dataset>_shards``, older steps older on disk."""
-    from notewise.config import shard_plan
+    from notewise.workflow.specs import shard_plan
 
     root = workdir / "results" / "datasets" / dataset
     shards = [f"shard_{i:05d}" for i in range(len(shard_plan(config, dataset)))]
@@ -61,7 +61,7 @@ def snakemake(workdir: Path, configfiles: list[str], *args: str) -> tuple[float,
 
 
 def main(argv=None) -> int:
-    from notewise.config import shard_plan
+    from notewise.workflow.specs import shard_plan
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)

@@ -32,15 +32,17 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from notewise.config import canonical_json, generation_spec, with_defaults  # noqa: E402
+from notewise.config import canonical_json, with_defaults
+from notewise.workflow.specs import generation_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_music_generation import synthetic_corpus  # noqa: E402
 from timing import best_interleaved  # noqa: E402
-from notewise.data import music, soundfont  # noqa: E402
-from notewise.data.generate import generate_range  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.music.corpus import MusicCorpus  # noqa: E402
+from notewise.music import render as music, soundfont  # noqa: E402
+from notewise.synth.generate import generate_range  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 
 def child_cpu_seconds(command: list[str]) -> float:
@@ -77,7 +79,7 @@ def main() -> None:
     config = with_defaults(yaml.safe_load(open("config.yaml")))
     timbres = build_timbre_library()
     notes = Path(args.notes)
-    corpus = music.MusicCorpus.load(notes) if notes.exists() else synthetic_corpus()
+    corpus = MusicCorpus.load(notes) if notes.exists() else synthetic_corpus()
     print(f"corpus: {notes if notes.exists() else 'synthetic (no --notes file)'},"
           f" {len(corpus)} pieces; {args.windows} windows per call")
     sf_spec = generation_spec(config, "soundfont_train")

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from notewise.data.music import MusicCorpus
-from notewise.data.timbres import TimbreLibrary
+from notewise.music.corpus import MusicCorpus
+from notewise.synth.timbres import TimbreLibrary
 from notewise.pitch.alignment import (best_stamp, clip_estimates, label_truth,
                                       music_label_notes, render_music_clip, stamp_scores)
 from notewise.pitch.inference import Predictor

@@ -24,15 +24,18 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the NumPy reference implementation is the tests' oracle (tests/numpy_reference.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy_reference  # noqa: E402
 from bench_generation import make_spec  # noqa: E402
 from timing import best_seconds  # noqa: E402
 
-from notewise.data import synth  # noqa: E402
-from notewise.data.generate import KIND_RANDOM_POLYPHONY, _draw_notes, _note_scratch, kind_params  # noqa: E402
-from notewise.data.rng import dataset_key  # noqa: E402
-from notewise.data.timbres import build_timbre_library  # noqa: E402
+from notewise.synth import oscillator as synth  # noqa: E402
+from notewise.synth.generate import _draw_notes, random_polyphony_params  # noqa: E402
+from notewise.synth.windows import LabelGrid, note_arrays  # noqa: E402
+from notewise.synth.rng import dataset_key  # noqa: E402
+from notewise.synth.timbres import build_timbre_library  # noqa: E402
 
 
 @njit
@@ -58,11 +61,11 @@ def _notes(out, amplitudes, stretch, adsr, scratch, reps, length):
 
 
 @njit
-def _windows(key, samples, params, single, amplitudes, stretches, adsr, waveforms, notes):
+def _windows(key, samples, sampler, amplitudes, stretches, adsr, waveforms, notes):
     scratch = synth.new_scratch(waveforms.shape[1], amplitudes.shape[1])
+    grid = LabelGrid(44100.0, waveforms.shape[1], 20.0, 5000.0, 1.5)
     for row in range(waveforms.shape[0]):
-        count = _draw_notes(KIND_RANDOM_POLYPHONY, key, samples[row], params, single, adsr,
-                            waveforms.shape[1], 44100.0, 20.0, 5000.0, 2048, notes)
+        count = _draw_notes(sampler, key, samples[row], adsr, grid, 2048, notes)
         synth.render_window(waveforms[row], count, notes.freqs, notes.velocities, notes.timbre_ids,
                             notes.onsets, notes.offsets, notes.phase_keys, np.nan, amplitudes,
                             stretches, adsr, 44100.0, scratch)
@@ -120,13 +123,12 @@ def main() -> None:
                                                       scratch, 2000, length), 7)
                 print(f"  the same note, {length} sample(s) long: {seconds / 2000 * 1e6:.2f} us")
 
-    kind = kind_params(spec, len(timbres), args.windows)
+    kind = random_polyphony_params(spec, len(timbres), args.windows)
     samples = np.arange(args.windows, dtype=np.int64)
     waveforms = np.zeros((args.windows, 4096), np.float32)
     seconds = best_seconds(lambda: _windows(
-        dataset_key(spec["seed"], spec["dataset"]), samples, kind.polyphony, kind.single,
-        timbres.amplitudes, timbres.inharmonicity, timbres.adsr, waveforms,
-        _note_scratch(kind.max_notes)), repeats=5)
+        dataset_key(spec["seed"], spec["dataset"]), samples, kind, timbres.amplitudes,
+        timbres.inharmonicity, timbres.adsr, waveforms, note_arrays(kind.max_notes)), repeats=5)
     print(f"whole synthesis over {args.windows} windows: {seconds / args.windows * 1e6:.1f} us a"
           f" window, {steps * args.windows / seconds / 1e9:.1f} steps/ns")
 

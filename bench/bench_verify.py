@@ -31,10 +31,10 @@ import torch  # noqa: E402
 
 from bench_pitch_train import train_steps  # noqa: E402
 from bench_reader import write_dataset  # noqa: E402
-from notewise.data.npzfile import crc32  # noqa: E402
-from notewise.data.reader import (BatchLoader, DatasetReader, ShardBatchSampler,  # noqa: E402
-                                  read_target_arrays)
-from notewise.data.shards import waveform_crc32  # noqa: E402
+from notewise.store.npzfile import crc32  # noqa: E402
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader, read_target_arrays
+from notewise.store.shards import waveform_crc32  # noqa: E402
 from notewise.pitch.model import PitchModel, PitchModelConfig  # noqa: E402
 from notewise.pitch.train import PitchTrainTask  # noqa: E402
 from timing import best_interleaved  # noqa: E402

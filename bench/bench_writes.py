@@ -8,7 +8,7 @@ CRC-32, zlib-ng deflate, atomic temp file + fsync + rename of both files, no sha
 temporary directory; the figure is the best of ``--repeat`` runs, in samples per second of wall
 time on one thread. Data: synthetic
 random-polyphony windows with Gaussian targets shaped like real ones (``--generator`` uses
-``notewise.data.generate.generate_range`` and the timbre library in results/ instead).
+``notewise.synth.generate.generate_range`` and the timbre library in results/ instead).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from notewise.data.f16 import float32_to_float16, hardware_conversion
-from notewise.data.npzfile import crc32, npy_bytes, npz_bytes
-from notewise.data.reader import read_target_arrays
-from notewise.data.shards import DEFAULT_COMPRESSLEVEL, ShardWriter, note_table, to_float16
+from notewise.store.f16 import float32_to_float16, hardware_conversion
+from notewise.store.npzfile import crc32, npy_bytes, npz_bytes
+from notewise.loading.reader import read_target_arrays
+from notewise.store.shards import DEFAULT_COMPRESSLEVEL, ShardWriter, note_table, to_float16
 from timing import best_seconds
 
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
@@ -65,9 +65,9 @@ def synthetic_shard(n: int, window: int = 4096, n_bins: int = 2048, seed: int = 
 
 
 def generated_shard(n: int) -> Shard:
-    from notewise.config import generation_spec
-    from notewise.data.generate import generate_range
-    from notewise.data.timbres import TimbreLibrary
+    from notewise.workflow.specs import generation_spec
+    from notewise.synth.generate import generate_range
+    from notewise.synth.timbres import TimbreLibrary
     import yaml
 
     config = yaml.safe_load(Path("config.yaml").read_text())
@@ -83,7 +83,7 @@ def isal_row(members: dict, n: int, tpath: Path, repeat: int) -> None:
     except ImportError:
         print("ISA-L (isal) not installed: no ISA-L row")
         return
-    import notewise.data.npzfile as npzfile
+    import notewise.store.npzfile as npzfile
 
     def isal_deflate(payload, level):
         compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)

@@ -1,4 +1,5 @@
-# Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise.
+# Helpers shared by the rules: config slices, shard plans and code hashes, all from notewise
+# (notewise.workflow: specs, codehash, resources; notewise.kinds: the dataset kinds).
 
 import functools
 import shlex
@@ -8,20 +9,22 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from notewise import compute as _compute
-from notewise.config import (canonical_json, check_config, fill_defaults, generation_spec,
-                             load_schema, shard_plan)
-from notewise.data.codehash import (generator_code_hash, notes_code_hash, source_hash,
-                                    timbre_code_hash)
-from notewise.data.music import NOTES_FILE
-from notewise.data.shards import build_id
+from notewise import kinds
+from notewise.config import canonical_json, fill_defaults, load_schema
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
+from notewise.music.corpus import NOTES_FILE
 from notewise.pitch.settings import code_hash, pitch_settings
+from notewise.store.layout import build_id
+from notewise.workflow import resources as _compute
+from notewise.workflow.codehash import (kind_code_hash, notes_code_hash, source_hash,
+                                        timbre_code_hash)
+from notewise.workflow.specs import check_config, generation_spec, shard_plan
 
 
 FULL_CONFIG = check_config(config)
 DATASETS = list(config["datasets"])
-GENERATOR_HASH = generator_code_hash()
+#: Per kind, the hash of the package folders its kinds entry names (the shard rules' code param).
+KIND_HASH = {name: kind_code_hash(name) for name in kinds.KINDS}
 TIMBRE_HASH = timbre_code_hash()
 NOTES_HASH = notes_code_hash()  # the code param of music_notes (corpus listing, MIDI reading)
 
@@ -53,13 +56,22 @@ def dataset_spec(wildcards):
     return canonical_json(generation_spec(config, wildcards.dataset))
 
 
+def dataset_kind(dataset):
+    """The notewise.kinds entry of ``dataset``."""
+    return kinds.kind(config["datasets"][dataset]["kind"])
+
+
+def dataset_code_hash(wildcards):
+    """The code param of a dataset's rules: the hash of what its kind's entry names."""
+    return KIND_HASH[dataset_kind(wildcards.dataset).name]
+
+
 def dataset_build_id(wildcards):
     """The build id every shard of the dataset records and its meta.json names (spec and code)."""
-    code = (GENERATOR_HASH, music_code_hash(wildcards.dataset))
-    return build_id(generation_spec(config, wildcards.dataset), code)
+    return build_id(generation_spec(config, wildcards.dataset), (dataset_code_hash(wildcards),))
 
 
-# Cluster resources (the `compute:` config section, notewise.compute; docs/cluster.md).
+# Cluster resources (the `compute:` config section, notewise.workflow.resources; docs/cluster.md).
 # Shard jobs are sized by their sample count and form the group "shards", so that
 # `--group-components shards=N` packs N shards into one cluster job. Cheap bookkeeping rules
 # (seconds, little memory) run inside the main snakemake process, never as cluster jobs.
@@ -88,7 +100,7 @@ def training_resources(rule, device, nproc):
 
 onstart:
     # Under the SLURM executor: fail before the first sbatch if a job asks for more than any node
-    # of its partition has (it would pend forever); notewise.compute.check_workflow_on_slurm.
+    # of its partition has (it would pend forever); notewise.workflow.resources.check_workflow_on_slurm.
     try:
         for _warning in _compute.check_workflow_on_slurm(workflow, COMPUTE):
             print(_warning, file=sys.stderr)
@@ -113,6 +125,8 @@ torchrun_launcher = _compute.torchrun_launcher
 
 
 MIDI = config["midi"]
+#: The code param of every MIDI rule: the MIDI package and the training harness it trains with.
+MIDI_CODE = source_hash(("midi", "training"))
 
 
 def midi_source_dir(split):
@@ -142,15 +156,15 @@ def midi_token_files(split):
     return [f"results/midi/tokens/{split}/{name}.json" for name in midi_names(split)]
 
 
-def midi_spec():
-    """The settings midi-train needs, as canonical JSON (a param: a change reruns training)."""
-    return canonical_json({key: MIDI[key] for key in ("train", "model", "read")})
+def midi_spec(*sections):
+    """The ``midi`` sections a command needs (default: midi-train's), as canonical JSON: the one
+    ``--spec`` argument of a MIDI job, and a param (a change reruns it)."""
+    return canonical_json({key: MIDI[key] for key in sections or ("train", "model", "read")})
 
 
 # Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).
 
 
-MUSIC_HASH = source_hash(("music", "augment"))
 #: The matrix rules rerun when the code that trains or scores their models changes.
 MATRIX_CODE = code_hash("matrix")
 MATRIX = fill_defaults(load_schema()["properties"]["music_matrix"], config.get("music_matrix", {}))
@@ -161,15 +175,6 @@ wildcard_constraints:
     matrix_model="|".join(MATRIX_MODELS) or "-",
 
 
-#: Dataset kinds whose windows come from a MIDI corpus (a notes.npz built by music_notes).
-MUSIC_KINDS = ("midi_render", "soundfont_render")
-SOUNDFONT_HASH = source_hash(("music", "soundfont"))
-
-
-def is_music(dataset):
-    return config["datasets"][dataset]["kind"] in MUSIC_KINDS
-
-
 def corpus_settings(dataset):
     """A music dataset's settings with its kind's schema defaults (corpus, split, val_percent)."""
     ds = config["datasets"][dataset]
@@ -177,15 +182,10 @@ def corpus_settings(dataset):
 
 
 def music_notes_input(dataset):
-    """generate_shard's extra input: a midi_render dataset's notes.npz (nothing for the others)."""
-    return [os.path.join(DATASET_DIR.format(dataset=dataset), NOTES_FILE)] if is_music(dataset) else []
-
-
-def music_code_hash(dataset):
-    """A hash of the music generator's source for midi_render shards ('' for the others)."""
-    if not is_music(dataset):
-        return ""
-    return SOUNDFONT_HASH if config["datasets"][dataset]["kind"] == "soundfont_render" else MUSIC_HASH
+    """generate_shard's extra input: a corpus kind's notes.npz (nothing for the others)."""
+    if not dataset_kind(dataset).corpus:
+        return []
+    return [os.path.join(DATASET_DIR.format(dataset=dataset), NOTES_FILE)]
 
 
 def music_corpus_dir(wildcards):
@@ -269,6 +269,8 @@ REAL_EVAL_CLIPS = clip_names(REAL_EVAL)
 REAL_EVAL_CHECKPOINT = REAL_EVAL["checkpoint"] or "results/models/pitch/model.pth"
 #: The evaluation's audio is rerendered when the renderer's or the evaluation's code changes.
 REAL_EVAL_CODE = code_hash("real_eval")
+#: ``notewise predict`` (the evaluation's transcriptions) reruns when the pitch package changes.
+PREDICT_CODE = code_hash("predict")
 if REAL_EVAL_SOUNDFONT is None:
     print(skip_message(), file=sys.stderr)
 
@@ -284,4 +286,4 @@ def real_eval_training_notes(wildcards):
 
     return [os.path.join(DATASET_DIR.format(dataset=name), NOTES_FILE)
             for name in training_datasets(config)
-            if config["datasets"].get(name, {}).get("kind") in MUSIC_KINDS]
+            if name in config["datasets"] and dataset_kind(name).corpus]

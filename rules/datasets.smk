@@ -1,6 +1,7 @@
 # Training-data shards: one job per shard, per-shard validation, then the dataset's meta.json.
 # A shard is rebuilt only when its params change: its dataset's generation spec and sample range
-# (shard_spec) or the generator's source (GENERATOR_HASH). Raising num_samples therefore adds
+# (shard_spec) or the source of the package folders its kind names (dataset_code_hash,
+# notewise.kinds). Raising num_samples therefore adds
 # shards (and rebuilds the last partial one) without touching the others.
 
 
@@ -13,8 +14,7 @@ rule generate_shard:
         targets="results/datasets/{dataset}/targets/shard_{shard}.npz",
     params:
         spec=shard_spec,
-        code=GENERATOR_HASH,
-        music_code=lambda wc: music_code_hash(wc.dataset),
+        code=dataset_code_hash,
         build=dataset_build_id,
     log:
         "results/logs/generate_shard/{dataset}/{shard}.log",
@@ -42,6 +42,7 @@ rule validate_shard:
         "results/datasets/{dataset}/validation/shard_{shard}.json",
     params:
         spec=dataset_spec,
+        code=dataset_code_hash,
     log:
         "results/logs/validate_shard/{dataset}/{shard}.log",
     benchmark:
@@ -72,6 +73,7 @@ rule validate_dataset:
         ),
     params:
         spec=dataset_spec,
+        code=dataset_code_hash,
     log:
         "results/logs/validate_dataset/{dataset}.log",
     benchmark:
@@ -89,7 +91,7 @@ rule dataset_meta:
         "results/datasets/{dataset}/meta.json",
     params:
         spec=dataset_spec,
-        code=GENERATOR_HASH,
+        code=dataset_code_hash,
         build=dataset_build_id,
     log:
         "results/logs/dataset_meta/{dataset}.log",

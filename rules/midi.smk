@@ -13,6 +13,7 @@ checkpoint midi_export_corpus:
     output:
         directory("results/midi/corpus"),
     params:
+        code=MIDI_CODE,
         limit=f"--limit {MIDI['corpus_limit']}" if MIDI["corpus_limit"] else "",
         val_percent=MIDI["val_percent"],
     threads: 2
@@ -31,8 +32,8 @@ checkpoint midi_export_heldout:
     output:
         directory("results/midi/heldout"),
     params:
-        composers=" ".join(MIDI["heldout"]["composers"]),
-        per_composer=MIDI["heldout"]["per_composer"],
+        code=MIDI_CODE,
+        spec=midi_spec("heldout"),
     threads: 2
     log:
         "results/logs/midi_export_heldout/all.log",
@@ -41,16 +42,16 @@ checkpoint midi_export_heldout:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise midi-export-heldout {output} --workers {threads} --composers {params.composers}"
-        " --per-composer {params.per_composer} > {log} 2>&1"
+        "notewise midi-export-heldout {output} --workers {threads} --spec {params.spec:q}"
+        " > {log} 2>&1"
 
 
 rule midi_vocab:
     output:
         "results/midi/vocab.json",
     params:
-        tok=MIDI["tokenizer"],
-        sustain="" if MIDI["tokenizer"]["sustain"] else "--no-sustain",
+        code=MIDI_CODE,
+        spec=midi_spec("tokenizer"),
     log:
         "results/logs/midi_vocab/all.log",
     benchmark:
@@ -58,10 +59,7 @@ rule midi_vocab:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise midi-vocab {output} --steps-per-beat {params.tok[steps_per_beat]}"
-        " --max-duration-beats {params.tok[max_duration_beats]}"
-        " --velocity-bins {params.tok[velocity_bins]} --tempo-bins {params.tok[tempo_bins]}"
-        " --drums {params.tok[drums]} {params.sustain} > {log} 2>&1"
+        "notewise midi-vocab {output} --spec {params.spec:q} > {log} 2>&1"
 
 
 rule midi_tokenize:
@@ -71,7 +69,8 @@ rule midi_tokenize:
     output:
         "results/midi/tokens/{midi_split}/{name}.json",
     params:
-        read=MIDI["read"],
+        code=MIDI_CODE,
+        spec=midi_spec("read"),
     log:
         "results/logs/midi_tokenize/{midi_split}/{name}.log",
     benchmark:
@@ -82,7 +81,7 @@ rule midi_tokenize:
         "../envs/notewise.yaml"
     shell:
         "notewise midi-tokenize {input.midi:q} {output:q} --vocab {input.vocab}"
-        " --timeout {params.read[timeout]} --max-bytes {params.read[max_bytes]} > {log:q} 2>&1"
+        " --spec {params.spec:q} > {log:q} 2>&1"
 
 
 rule midi_train:
@@ -98,6 +97,7 @@ rule midi_train:
         data_summary="results/models/midi/data_summary.json",
         metrics_plot="results/models/midi/metrics.png",
     params:
+        code=MIDI_CODE,
         ckpt=lambda wc, output: os.path.join(os.path.dirname(output.model), "checkpoint"),
         model_dir=lambda wc, output: os.path.dirname(output.model),
         spec=midi_spec(),
@@ -130,6 +130,7 @@ rule midi_evaluate:
         report("results/midi/eval.json", caption="../workflow/report/midi_eval.rst",
                category="MIDI language model"),
     params:
+        code=MIDI_CODE,
         model_dir=lambda wc, input: os.path.dirname(input.model),
         budget=MIDI["train"]["max_batch_size"],
         heldout=lambda wc, input: f"--heldout {' '.join(map(shlex.quote, input.heldout))}"
@@ -152,6 +153,8 @@ rule midi_plot:
     output:
         report("results/plots/midi_training.png", caption="../workflow/report/midi_training.rst",
                category="MIDI language model"),
+    params:
+        code=MIDI_CODE,
     log:
         "results/logs/midi_plot/all.log",
     benchmark:
@@ -169,8 +172,9 @@ rule midi_generate:
         report("results/midi/samples/sample.mid", caption="../workflow/report/midi_sample.rst",
                category="MIDI language model"),
     params:
+        code=MIDI_CODE,
         model_dir=lambda wc, input: os.path.dirname(input.model),
-        gen=MIDI["generate"],
+        spec=midi_spec("generate"),
     log:
         "results/logs/midi_generate/all.log",
     benchmark:
@@ -178,10 +182,7 @@ rule midi_generate:
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise midi-generate {params.model_dir} {output} --tokens {params.gen[tokens]}"
-        " --temperature {params.gen[temperature]} --top-p {params.gen[top_p]}"
-        " --seed {params.gen[seed]}"
-        " > {log} 2>&1"
+        "notewise midi-generate {params.model_dir} {output} --spec {params.spec:q} > {log} 2>&1"
 
 
 rule midi_pianoroll:
@@ -191,6 +192,8 @@ rule midi_pianoroll:
     output:
         report("results/plots/midi_sample.png", caption="../workflow/report/midi_sample_roll.rst",
                category="MIDI language model"),
+    params:
+        code=MIDI_CODE,
     log:
         "results/logs/midi_pianoroll/all.log",
     benchmark:

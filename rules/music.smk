@@ -3,8 +3,8 @@
 # A midi_render dataset's note events are extracted once (music_notes) into
 # results/datasets/<name>/notes.npz from its corpus ("bach": the MIDI rules' export; or a
 # directory); its shards are then built, validated and described by the rules of datasets.smk,
-# whose generate_shard takes the notes file and the music code hash through music_notes_input and
-# music_code_hash below. Target for the matrix: pitch_matrix (models trained on random /
+# whose generate_shard takes the notes file through music_notes_input and the code hash of the
+# kind's package folders through dataset_code_hash (rules/common.smk, notewise.kinds). Target for the matrix: pitch_matrix (models trained on random /
 # music-driven / mixed data x evaluation sets; settings under music_matrix: in config.yaml).
 
 # Helpers (music_notes_input, music_corpus_dir, matrix_dataset_dirs, ...) live in rules/common.smk.
@@ -89,6 +89,7 @@ rule matrix_table:
                       caption="../workflow/report/music_matrix.rst",
                       category="Music-driven data"),
     params:
+        code=MATRIX_CODE,
         names=MATRIX_MODELS,
     log:
         "results/logs/matrix_table/all.log",

@@ -11,6 +11,7 @@ rule real_eval_notes:
     output:
         "results/real_eval/notes.npz",
     params:
+        code=NOTES_HASH,
         split=REAL_EVAL["split"],
         val_percent=REAL_EVAL["val_percent"],
     log:
@@ -58,6 +59,8 @@ rule real_eval_predict:
     params:
         stamp=PITCH["decode"]["stamp"],
     threads: 1
+    params:
+        code=PREDICT_CODE,
     log:
         "results/logs/real_eval_predict/{clip}.log",
     benchmark:
@@ -75,6 +78,8 @@ rule real_eval_peer:
     output:
         directory("results/real_eval/basic_pitch"),
     threads: 2
+    params:
+        code=REAL_EVAL_CODE,
     log:
         "results/logs/real_eval_peer/all.log",
     benchmark:
@@ -94,6 +99,7 @@ rule real_eval_score:
         report("results/real_eval/real_eval.csv", caption="../workflow/report/real_eval.rst",
                category="Real instruments"),
     params:
+        code=REAL_EVAL_CODE,
         audio=lambda wc, input: os.path.dirname(input.manifest),
         ours=lambda wc, input: os.path.dirname(input.ours[0]),
     log:

@@ -101,6 +101,7 @@ rule release_package:
         config=f"{RELEASE_PACKAGE_DIR}/model_config.json",
         evaluation=f"{RELEASE_PACKAGE_DIR}/evaluation.json",
     params:
+        code=code_hash("release"),
         real_eval=lambda wc, input: f"--real-eval {input.real_eval}" if input.real_eval else "",
         recipe=canonical_json({"pitch_release": RELEASE, "pitch_model": config.get("pitch_model", {})}),
     log:

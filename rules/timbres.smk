@@ -29,6 +29,8 @@ rule timbre_plot:
             caption="../workflow/report/timbres.rst",
             category="Training data",
         ),
+    params:
+        code=TIMBRE_HASH,
     log:
         "results/logs/timbre_plot.log",
     benchmark:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notewise.data.timbres import build_timbre_library
+from notewise.synth.timbres import build_timbre_library
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import mido
+
 
 def vlq(value: int) -> bytes:
     out = [value & 0x7F]
@@ -86,3 +88,20 @@ def export_chorales(out_dir: Path, count: int) -> list[Path]:
 def chorales(tmp_path_factory, count: int = 6) -> list[Path]:
     """A session-wide small real corpus (exported once per test session)."""
     return export_chorales(tmp_path_factory.getbasetemp() / "chorales", count)
+
+
+def write_midi_file(path, tempo_us, tracks):
+    """A type-1 MIDI file: a tempo, then one track per list of (start, end, pitch, velocity) ticks."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    for index, notes in enumerate(tracks):
+        track = mido.MidiTrack()
+        if index == 0:
+            track.append(mido.MetaMessage("set_tempo", tempo=tempo_us, time=0))
+        events = sorted([(s, "note_on", p, v) for s, e, p, v in notes]
+                        + [(e, "note_off", p, 0) for s, e, p, v in notes], key=lambda x: x[0])
+        now = 0
+        for tick, kind, pitch, velocity in events:
+            track.append(mido.Message(kind, note=pitch, velocity=velocity, time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    midi.save(path)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from notewise.data.bins import BinSpec
+from notewise.synth.bins import Bins
 
 SR, WINDOW, SIGMA = 44100, 4096, 1.5
-BINS = BinSpec()
+BINS = Bins()
 
 
 def gaussian(n_bins: int, centre: float) -> np.ndarray:
@@ -75,10 +75,11 @@ def make_dataset(path, kind: str = "random_polyphony", num_samples: int = 64, se
     the default timbre library), as ``notewise generate-shard`` would; returns ``path``."""
     from pathlib import Path
 
-    from notewise.config import generation_spec, shard_plan
-    from notewise.data.generate import generate_range
-    from notewise.data.shards import targets_path, waveform_path, write_shard
-    from notewise.data.timbres import build_timbre_library
+    from notewise.workflow.specs import generation_spec, shard_plan
+    from notewise.synth.generate import generate_range
+    from notewise.store.layout import targets_path, waveform_path
+    from notewise.store.shards import write_shard
+    from notewise.synth.timbres import build_timbre_library
 
     path = Path(path)
     name = path.name

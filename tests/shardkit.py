@@ -7,24 +7,17 @@ shard passes every validation check and a single corruption fails exactly one.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import hashlib
 
 import numpy as np
 
-from notewise.data.bins import BinSpec
-from notewise.data.shards import shard_name
+from notewise.synth.bins import Bins
+from notewise.store.layout import shard_name
+from notewise.store.shards import write_shard
+from notewise.synth.windows import ShardData
 
 WINDOW, N_BINS, SIGMA = 256, 128, 1.5
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
-
-
-class ShardData(NamedTuple):
-    """Same fields as ``notewise.data.generate.ShardData``."""
-
-    waveforms: np.ndarray
-    confs: np.ndarray
-    energies: np.ndarray
-    notes: dict
 
 
 def make_spec(kind="random_polyphony", window=WINDOW, n_bins=N_BINS, dataset="unit", polyphony=None):
@@ -87,7 +80,7 @@ def fake_shard(n=64, spec=None, seed=0) -> ShardData:
     classes, weights = _classes_and_weights(onset, offset, window)
     raw = rng.uniform(0.1, 1.0, len(rows))
     shares = (raw / np.bincount(rows, weights=raw, minlength=n)[rows]).astype(np.float32)
-    centres = BinSpec.from_dict(spec["bins"]).freq_to_bin(freq)
+    centres = Bins.from_dict(spec["bins"]).freq_to_bin(freq)
     confs, energies = _targets(rows, centres, weights, shares, n, n_bins)
     t = np.arange(window) / 44100.0
     waveforms = np.zeros((n, window), np.float32)
@@ -105,9 +98,9 @@ def fake_shard(n=64, spec=None, seed=0) -> ShardData:
 def write_dataset(directory, sizes, spec=None, seed=0, with_meta=True, build=None):
     """A current-format dataset with shards of the given sizes, validated, with meta.json;
     ``build``: the build id its shards and meta.json record."""
-    from notewise.data.meta import build_meta, write_meta
-    from notewise.data.shards import targets_path, waveform_path, write_shard
-    from notewise.data.validate import summarize_dataset, validate_shard
+    from notewise.store.meta import build_meta, write_meta
+    from notewise.store.layout import targets_path, waveform_path
+    from notewise.store.validate import summarize_dataset, validate_shard
 
     spec = spec or make_spec()
     reports = []
@@ -139,9 +132,10 @@ def build_with_cli(results, config, dataset):
     the rules run (build-timbres, generate-shard, validate-shard, validate-dataset,
     assemble-meta), in process; returns the dataset directory."""
     from notewise.cli import main
-    from notewise.config import canonical_json, check_config, generation_spec, shard_plan
-    from notewise.data.codehash import generator_code_hash
-    from notewise.data.shards import relative_shard_paths
+    from notewise.config import canonical_json
+    from notewise.workflow.specs import check_config, generation_spec, shard_plan
+    from notewise.workflow.codehash import kind_code_hash
+    from notewise.store.layout import relative_shard_paths
 
     full = check_config(config)
     timbres = results / "timbres" / "timbres.npz"
@@ -163,7 +157,7 @@ def build_with_cli(results, config, dataset):
     _run(main, ["validate-dataset", "--spec", canonical_json(spec), "--reports", *reports,
                 "-o", str(root / "validation.json")])
     _run(main, ["assemble-meta", "--spec", canonical_json(spec), "--validation",
-                str(root / "validation.json"), "--code-hash", generator_code_hash(),
+                str(root / "validation.json"), "--code-hash", kind_code_hash(spec["settings"]["kind"]),
                 "-o", str(root / "meta.json")])
     return root
 
@@ -172,3 +166,20 @@ def _run(main, argv):
     code = main(argv)
     if code:
         raise AssertionError(f"notewise {' '.join(argv[:1])} exited {code}")
+
+
+def write_one_shard(directory, data):
+    """Write ``data`` as shard 0 under ``directory``; returns the two paths."""
+    wpath = directory / "waveforms" / "shard_00000.npy"
+    tpath = directory / "targets" / "shard_00000.npz"
+    wpath.parent.mkdir(parents=True)
+    tpath.parent.mkdir(parents=True)
+    write_shard(wpath, tpath, data)
+    return wpath, tpath
+
+
+def digest(data: ShardData) -> str:
+    hasher = hashlib.sha256()
+    for array in (data.waveforms, data.confs, data.energies, *data.notes.values()):
+        hasher.update(np.ascontiguousarray(array).tobytes())
+    return hasher.hexdigest()

@@ -1,4 +1,4 @@
-"""Augmentations of music-driven windows keep the labels consistent (notewise.data.augment).
+"""Augmentations of music-driven windows keep the labels consistent (notewise.music.augment).
 
 SPEC section 2's energy semantics: a note's label energy is its mean square over the visible
 samples (times visible/2 for classes 1/3), and the shares of a window sum to 1. For every
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from notewise.data import augment as aug
-from notewise.data import music
+from notewise.music import augment as aug
+from notewise.music.corpus import MusicCorpus
+from notewise.music import render as music
 
 W, SR = 4096, 44100
 SPEC = {"seed": 11, "dataset": "aug", "audio": {"sample_rate": SR, "window": W},
@@ -30,7 +31,7 @@ def corpus():
         pieces[name] = {"start_s": start, "end_s": start + rng.choice([0.06, 0.3, 0.8, 2.0], 50),
                         "pitch": rng.integers(40, 90, 50), "velocity": rng.integers(30, 128, 50),
                         "program": np.zeros(50, int), "track": rng.integers(0, 4, 50)}
-    return music.MusicCorpus.from_pieces(pieces, {})
+    return MusicCorpus.from_pieces(pieces, {})
 
 
 def spec_with(name=None, timbres="all", **params):
@@ -244,7 +245,7 @@ def test_room_mean_square_is_the_mean_of_the_convolved_power_envelope(lib, onset
                                                                       timbre, seed):
     """The prefix-sum form equals the brute-force mean of ``env**2 * h**2`` (np.convolve) over
     the note's visible span with the tail (what ``label_room`` needs)."""
-    from notewise.data.synth import fill_envelope
+    from notewise.synth.oscillator import fill_envelope
 
     window, sr = 256, 44100.0
     h = np.random.default_rng(seed).standard_normal(taps)
@@ -270,7 +271,7 @@ def test_room_energy_coeff_is_the_exact_partial_power_through_the_room(lib, freq
                                                                       stretch, seed):
     """``sum_k A_k**2 |H(f_k)|**2 / 2`` with H the DFT of the impulse response evaluated directly
     at every audible partial's frequency."""
-    from notewise.data.synth import audible_partial_count, partial_frequency
+    from notewise.synth.oscillator import audible_partial_count, partial_frequency
 
     sr = 44100.0
     h = np.random.default_rng(seed).standard_normal(taps)

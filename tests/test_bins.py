@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.data.bin_kernels import bin_to_freq_scalar, freq_to_bin_scalar
-from notewise.data.bins import BinSpec
+from notewise.synth.bin_kernels import bin_to_freq_scalar, freq_to_bin_scalar
+from notewise.synth.bins import Bins
 
-SPEC = BinSpec()
+SPEC = Bins()
 
 
 def test_centres_match_the_spec_formula():
@@ -56,8 +56,8 @@ def test_contains_is_the_labelled_range():
 
 
 def test_from_dict_and_validation():
-    assert BinSpec.from_dict({"n_bins": 64, "f_min": 50, "f_max": 800}) == BinSpec(64, 50.0, 800.0)
+    assert Bins.from_dict({"n_bins": 64, "f_min": 50, "f_max": 800}) == Bins(64, 50.0, 800.0)
     with pytest.raises(ValueError, match="n_bins"):
-        BinSpec(1)
+        Bins(1)
     with pytest.raises(ValueError, match="f_min"):
-        BinSpec(16, 500.0, 100.0)
+        Bins(16, 500.0, 100.0)

@@ -1,4 +1,4 @@
-"""Chord-structured polyphony (the ``chords`` setting of random_polyphony, notewise.data.chords):
+"""Chord-structured polyphony (the ``chords`` setting of random_polyphony, notewise.synth.chords):
 off is byte-identical, interval / family / share / detune statistics match the settings, and
 chord sets keep every label invariant of random sets (validation and the dataset checks)."""
 import copy
@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notewise.config import fill_defaults, load_schema
-from notewise.data import chords
-from notewise.data.generate import generate_range
-from notewise.data.rng import dataset_key
-from notewise.data.validate import summarize_dataset, validate_shard
+from notewise.synth import chords
+from notewise.synth.generate import generate_range
+from notewise.synth.rng import dataset_key
+from notewise.store.validate import summarize_dataset, validate_shard
 
-from test_generate import SPEC, digest
-from test_music_render import write
+from shardkit import digest
+from test_generate import SPEC
+from shardkit import write_one_shard as write
 
 
 def family_intervals(family):

@@ -1,59 +1,82 @@
-"""The generator code hash changes exactly when generator source changes."""
+"""Code hashes by folder: a shard's hash covers exactly the package folders its kind names."""
 
-from notewise.data.codehash import GENERATOR_MODULES, source_hash
+import shutil
 
+import pytest
 
-def write_modules(directory, texts):
-    for name, text in texts.items():
-        (directory / f"{name}.py").write_text(text)
-
-
-def test_hash_follows_the_named_sources_only(tmp_path):
-    texts = {name: f"# {name}\n" for name in GENERATOR_MODULES}
-    write_modules(tmp_path, {**texts, "reader": "import torch\n"})
-    before = source_hash(GENERATOR_MODULES, tmp_path)
-
-    (tmp_path / "reader.py").write_text("import torch  # changed\n")
-    assert source_hash(GENERATOR_MODULES, tmp_path) == before
-
-    (tmp_path / "synth.py").write_text("# synth, changed\n")
-    assert source_hash(GENERATOR_MODULES, tmp_path) != before
+from notewise import kinds
+from notewise.workflow.codehash import (NOTES_CODE, PACKAGE_DIR, TIMBRE_CODE, kind_code_hash,
+                                        notes_code_hash, source_files, source_hash,
+                                        timbre_code_hash)
 
 
-def test_notes_hash_covers_every_module_music_notes_loads(tmp_path):
-    """Rule music_notes reruns when the code that reads the corpus changes (its code param)."""
-    import json
-    import subprocess
-    import sys
-
-    from notewise.data.codehash import NOTES_MODULES
-    from test_music_render import _midi_file
-
-    root = tmp_path / "corpus"
-    (root / "train").mkdir(parents=True)
-    _midi_file(root / "train" / "a.mid", 500_000, [[(0, 480, 60, 100)]])
-    code = ("import sys, json\nfrom notewise.data.music import build_corpus_file\n"
-            f"build_corpus_file({str(root)!r}, 'train', {str(tmp_path / 'notes.npz')!r})\n"
-            "print(json.dumps(sorted(sys.modules)))\n")
-    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    loaded = {m.removeprefix("notewise.").replace(".", "/")
-              for m in json.loads(run.stdout.splitlines()[-1]) if m.startswith("notewise.")}
-    packages = {"data", "midi"}
-    generator = {f"data/{m}" for m in GENERATOR_MODULES}  # the renderer's imports, hashed per shard
-    assert "midi/reading" in loaded
-    assert loaded - set(NOTES_MODULES) - packages - generator <= {"data/augment"}
+@pytest.fixture
+def package(tmp_path):
+    """A copy of src/notewise to edit."""
+    root = tmp_path / "notewise"
+    shutil.copytree(PACKAGE_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
 
 
-def test_notes_hash_follows_the_midi_reading_code(tmp_path):
-    from notewise.data.codehash import NOTES_MODULES
+def _shard_hashes(root):
+    return {name: kind_code_hash(name, root) for name in kinds.KINDS}
 
-    for name in NOTES_MODULES:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
-    before = source_hash(NOTES_MODULES, tmp_path)
-    (tmp_path / "midi" / "model.py").write_text("# the LM\n")
-    assert source_hash(NOTES_MODULES, tmp_path) == before
-    for name in NOTES_MODULES:
-        (tmp_path / f"{name}.py").write_text(f"# {name}, changed\n")
-        assert source_hash(NOTES_MODULES, tmp_path) != before
-        before = source_hash(NOTES_MODULES, tmp_path)
+
+def _edit(root, relative):
+    path = root / relative
+    path.write_text(path.read_text() + "\n# edited\n")
+
+
+def test_every_file_of_a_hashed_folder_is_covered():
+    for folders in [kind.code for kind in kinds.KINDS.values()] + [TIMBRE_CODE, NOTES_CODE]:
+        for folder in folders:
+            assert set(source_files((folder,))) == set((PACKAGE_DIR / folder).rglob("*.py"))
+
+
+def test_an_edit_in_each_hashed_folder_changes_the_hash(package):
+    before = _shard_hashes(package)
+    for name, kind in kinds.KINDS.items():
+        for folder in kind.code:
+            first = sorted((package / folder).rglob("*.py"))[0]
+            _edit(package, first.relative_to(package))
+            after = kind_code_hash(name, package)
+            assert after != before[name], f"{name}: an edit in {folder}/ left its hash alone"
+            before[name] = after
+
+
+def test_a_new_module_in_a_hashed_folder_changes_the_hash(package):
+    before = kind_code_hash("random_polyphony", package)
+    (package / "synth" / "brand_new.py").write_text("X = 1\n")
+    assert kind_code_hash("random_polyphony", package) != before
+
+
+@pytest.mark.parametrize("relative", ["loading/reader.py", "pitch/model.py", "midi/model.py",
+                                      "cli.py", "workflow/resources.py"])
+def test_reader_model_and_cli_edits_change_no_shard_hash(package, relative):
+    before = _shard_hashes(package)
+    _edit(package, relative)
+    assert _shard_hashes(package) == before
+
+
+def test_music_edits_rebuild_music_shards_only(package):
+    before = _shard_hashes(package)
+    _edit(package, "music/augment.py")
+    after = _shard_hashes(package)
+    assert {k for k in kinds.KINDS if after[k] != before[k]} == {
+        k for k, kind in kinds.KINDS.items() if "music" in kind.code}
+
+
+def test_timbre_and_notes_hashes_follow_their_folders(package):
+    timbres, notes = timbre_code_hash(package), notes_code_hash(package)
+    _edit(package, "midi/reading.py")
+    assert notes_code_hash(package) != notes and timbre_code_hash(package) == timbres
+    _edit(package, "synth/timbres.py")
+    assert timbre_code_hash(package) != timbres
+    timbres = timbre_code_hash(package)
+    _edit(package, "loading/reader.py")
+    assert timbre_code_hash(package) == timbres
+
+
+def test_a_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no_such"):
+        source_hash(("no_such",), tmp_path)

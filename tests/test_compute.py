@@ -1,15 +1,15 @@
-"""Cluster resources of the jobs (notewise.compute, the `compute:` config section)."""
+"""Cluster resources of the jobs (notewise.workflow.resources, the `compute:` config section)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from notewise.compute import (Node, Request, check_slurm_requests, compute_settings, gres_gpus,
+from notewise.workflow.resources import (Node, Request, check_slurm_requests, compute_settings, gres_gpus,
                               parse_sinfo, request_misfit, shard_resources, torchrun_launcher,
                               training_resources)
 from notewise.config import REPO_ROOT
-from test_workflow import make_workdir, snakemake
+from snakekit import make_workdir, snakemake
 
 
 def test_defaults_come_from_the_schema_and_user_keys_win():

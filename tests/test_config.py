@@ -6,15 +6,8 @@ import jsonschema
 import pytest
 import yaml
 
-from notewise.config import (
-    ConfigError,
-    SCHEMA_PATH,
-    check_config,
-    generation_spec,
-    load_schema,
-    num_samples,
-    shard_plan,
-)
+from notewise.config import ConfigError, SCHEMA_PATH, load_schema
+from notewise.workflow.specs import check_config, generation_spec, num_samples, shard_plan
 from notewise.config import REPO_ROOT
 
 DEFAULT_CONFIG = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())

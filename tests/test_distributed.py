@@ -1,5 +1,5 @@
 """DDP training as the Snakemake training rules launch it: ``torchrun --standalone
---nproc_per_node 2 -m notewise ...`` (notewise.compute.torchrun_launcher), two gloo processes on
+--nproc_per_node 2 -m notewise ...`` (notewise.workflow.resources.torchrun_launcher), two gloo processes on
 CPU, for the pitch model and the MIDI LM (tiny sizes).
 
 A ``sitecustomize`` spy on PYTHONPATH records, in each worker, what its rank's training batches
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.compute import torchrun_launcher
+from notewise.workflow.resources import torchrun_launcher
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -1,24 +1,23 @@
 """Window generation: contract, determinism, sample purity, counter RNG, NumPy cross-check."""
 import copy
-import hashlib
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from notewise.data import rng
-from notewise.data.bins import BinSpec
-from notewise.data.shards import NOTE_DTYPES
-from notewise.data.generate import (ShardData, generate_range,
+from notewise.synth import rng
+from notewise.synth.bins import Bins
+from notewise.store.layout import NOTE_DTYPES
+from notewise.synth.generate import (ShardData, generate_range,
                                     generate_single_note, write_generated_shard)
-from notewise.data.shards import write_shard
+from notewise.store.shards import write_shard
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import numpy_reference  # noqa: E402
+import numpy_reference
+from shardkit import digest
 
-BINS = BinSpec()
+
+BINS = Bins()
 POLYPHONY = [1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7, 8, 10, 12, 16]
 SPEC = {
     "seed": 1234, "dataset": "train",
@@ -35,17 +34,9 @@ SANITY = {**SPEC, "dataset": "sanity",
                        "timbre": 0}}
 
 
-
 @pytest.fixture(scope="module")
 def shard(lib):
     return generate_range(SPEC, 0, 24, lib)
-
-
-def digest(data: ShardData) -> str:
-    hasher = hashlib.sha256()
-    for array in (data.waveforms, data.confs, data.energies, *data.notes.values()):
-        hasher.update(np.ascontiguousarray(array).tobytes())
-    return hasher.hexdigest()
 
 
 def test_shapes_dtypes_and_note_table(shard):
@@ -215,6 +206,6 @@ def test_numba_path_agrees_with_the_numpy_reference(lib, spec, start):
 
 
 def test_generation_path_does_not_import_torch():
-    code = ("import sys, notewise.data.generate, notewise.data.timbres; "
+    code = ("import sys, notewise.synth.generate, notewise.synth.timbres; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

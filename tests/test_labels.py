@@ -4,12 +4,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from notewise.data import labels, synth
-from notewise.data.bins import BinSpec
+from notewise.synth import labels, oscillator as synth
+from notewise.synth.windows import LabelGrid, NoteArrays, TimbreArrays
+from notewise.synth.bins import Bins
 
 SR = 44100.0
 W = 4096
-BINS = BinSpec()
+BINS = Bins()
 SIGMA = 1.5
 
 
@@ -54,10 +55,10 @@ def label_one_window(lib, notes):
     size = max(count, 1)
     classes, weights = np.zeros(size, np.int64), np.zeros(size)
     shares, bins, labelled = np.zeros(size), np.zeros(size), np.zeros(size, np.bool_)
-    n = labels.label_window(count, freqs, velocities, timbres, note_onsets, offsets,
-                            lib.amplitudes, lib.inharmonicity, lib.adsr, SR, W, BINS.f_min,
-                            BINS.f_max, SIGMA, confidence, energy, classes, weights, shares,
-                            bins, labelled)
+    notes = NoteArrays(freqs, velocities, timbres, note_onsets, offsets,
+                       np.zeros(size, np.uint64), classes, weights, shares, bins, labelled)
+    n = labels.label_window(count, notes, TimbreArrays(lib.amplitudes, lib.inharmonicity, lib.adsr),
+                            LabelGrid(SR, W, BINS.f_min, BINS.f_max, SIGMA), confidence, energy)
     return n, confidence, energy, classes[:count], weights[:count], shares[:count], \
         bins[:count], labelled[:count]
 

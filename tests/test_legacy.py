@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from notewise.cli import main
-from notewise.data.legacy import convert_legacy, is_legacy_dataset
-from notewise.data.reader import DatasetReader
-from notewise.data.validate import validate_dataset_dir
+from notewise.store.legacy import convert_legacy, is_legacy_dataset
+from notewise.loading.reader import DatasetReader
+from notewise.store.validate import validate_dataset_dir
 
 from shardkit import make_legacy_fixture
 

@@ -16,7 +16,7 @@ import yaml
 
 from midi_helpers import scale_track, smf
 from notewise.config import REPO_ROOT
-from test_workflow import make_workdir, snakemake
+from snakekit import make_workdir, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -1,20 +1,24 @@
 """Music-driven windows (kind midi_render): note selection, classes, rendering, validation,
-determinism and corpus reading (notewise.data.music)."""
+determinism and corpus reading (notewise.music.render)."""
 import copy
 import hashlib
 
-import mido
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.config import ConfigError, check_config
-from notewise.data import music
-from notewise.data.generate import generate_range
-from notewise.data.labels import classify_note
-from notewise.data.shards import write_shard
-from notewise.data.validate import ShardValidationError, validate_shard
+from notewise.config import ConfigError
+from notewise.workflow.specs import check_config
+from notewise.music.corpus import MusicCorpus, build_corpus_file
+from notewise.synth.bins import midi_to_hz
+from notewise.music import render as music
+from notewise.synth.generate import generate_range
+from notewise.synth.labels import classify_note
+from notewise.store.validate import ShardValidationError, validate_shard
+
+from midi_helpers import write_midi_file
+from shardkit import write_one_shard as write
 
 W = 4096
 SR = 44100
@@ -34,28 +38,17 @@ def _piece(rng, n_notes, span_s):
             "track": rng.integers(0, 4, n_notes)}
 
 
-
 @pytest.fixture(scope="module")
 def corpus():
     rng = np.random.default_rng(5)
     pieces = {"one": _piece(rng, 60, 3.0), "two": _piece(rng, 25, 1.0),
               "high_only": {"start_s": [0.0], "end_s": [2.0], "pitch": [120], "velocity": [100],
                             "program": [0], "track": [0]}}
-    return music.MusicCorpus.from_pieces(pieces, {})
+    return MusicCorpus.from_pieces(pieces, {})
 
 
 def with_augment(spec, augment):
     return {**spec, "settings": {**spec["settings"], "augment": augment}}
-
-
-def write(directory, data):
-    """Write ``data`` as shard 0 under ``directory``; returns the two paths."""
-    wpath = directory / "waveforms" / "shard_00000.npy"
-    tpath = directory / "targets" / "shard_00000.npz"
-    wpath.parent.mkdir(parents=True)
-    tpath.parent.mkdir(parents=True)
-    write_shard(wpath, tpath, data)
-    return wpath, tpath
 
 
 def expected_notes(ctx, sample):
@@ -63,7 +56,7 @@ def expected_notes(ctx, sample):
     piece, pos = music.window_position(ctx, sample)
     a, b = ctx.corpus.piece_start[piece], ctx.corpus.piece_start[piece + 1]
     start, end = ctx.start[a:b], ctx.end[a:b]
-    f0 = music.midi_to_hz(ctx.corpus.pitch[a:b])
+    f0 = midi_to_hz(ctx.corpus.pitch[a:b])
     sounding = (start < pos + W) & (end > pos) & (f0 >= 20.0) & (f0 <= 5000.0)
     return start[sounding] - pos, end[sounding] - pos, f0[sounding]
 
@@ -186,35 +179,19 @@ def test_validation_rejects_a_deviation_that_does_not_explain_the_pitch(lib, cor
 # --------------------------------------------------------------------------- corpus reading
 
 
-def _midi_file(path, tempo_us, tracks):
-    midi = mido.MidiFile(ticks_per_beat=480)
-    for index, notes in enumerate(tracks):
-        track = mido.MidiTrack()
-        if index == 0:
-            track.append(mido.MetaMessage("set_tempo", tempo=tempo_us, time=0))
-        events = sorted([(s, "note_on", p, v) for s, e, p, v in notes]
-                        + [(e, "note_off", p, 0) for s, e, p, v in notes], key=lambda x: x[0])
-        now = 0
-        for tick, kind, pitch, velocity in events:
-            track.append(mido.Message(kind, note=pitch, velocity=velocity, time=tick - now))
-            now = tick
-        midi.tracks.append(track)
-    midi.save(path)
-
-
 def test_corpus_reads_tracks_in_seconds_and_skips_bad_files_with_a_reason(tmp_path):
     root = tmp_path / "corpus"
     (root / "train").mkdir(parents=True)
     (root / "val").mkdir()
-    _midi_file(root / "train" / "good.mid", 1_000_000,
+    write_midi_file(root / "train" / "good.mid", 1_000_000,
                [[(0, 480, 60, 100)], [(480, 1440, 64, 50)]])
     (root / "train" / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
     (root / "train" / "text.mid").write_text("not midi at all")
-    _midi_file(root / "train" / "silent.mid", 500_000, [[]])
-    _midi_file(root / "val" / "other.mid", 500_000, [[(0, 10, 70, 90)]])
+    write_midi_file(root / "train" / "silent.mid", 500_000, [[]])
+    write_midi_file(root / "val" / "other.mid", 500_000, [[(0, 10, 70, 90)]])
     out = tmp_path / "notes.npz"
-    corpus = music.build_corpus_file(root, "train", out)
-    loaded = music.MusicCorpus.load(out)
+    corpus = build_corpus_file(root, "train", out)
+    loaded = MusicCorpus.load(out)
     assert list(loaded.names) == ["train/good.mid"]
     np.testing.assert_allclose(loaded.start_s, [0.0, 1.0])  # 480 ticks at 1 s per beat
     np.testing.assert_allclose(loaded.end_s, [1.0, 3.0])
@@ -223,7 +200,7 @@ def test_corpus_reads_tracks_in_seconds_and_skips_bad_files_with_a_reason(tmp_pa
     assert set(reasons) == {"train/corrupt.mid", "train/text.mid", "train/silent.mid"}
     assert all(reason for reason in reasons.values())
     assert reasons["train/silent.mid"] == "no pitched notes"
-    assert out.read_bytes() == (music.build_corpus_file(root, "train", tmp_path / "again.npz"),
+    assert out.read_bytes() == (build_corpus_file(root, "train", tmp_path / "again.npz"),
                                 (tmp_path / "again.npz").read_bytes())[1]
 
 

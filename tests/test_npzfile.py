@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.data import npzfile
-from notewise.data.npzfile import (inflate, member_data, npy_bytes, npy_from_buffer, npz_bytes,
+from notewise.store import npzfile
+from notewise.store.npzfile import (inflate, member_data, npy_bytes, npy_from_buffer, npz_bytes,
                                    npz_members)
 
 MEMBERS = {

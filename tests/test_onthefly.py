@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.data.onthefly import OnTheFlyDataset
-from notewise.data.reader import BatchLoader, DatasetReader, ShardBatchSampler
+from notewise.loading.onthefly import OnTheFlyDataset
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader
 
 from shardkit import build_with_cli
 
@@ -54,7 +55,7 @@ def test_batches_in_any_order_equal_the_stored_batches(built):
 
 
 def test_note_table_matches_the_shard(built):
-    from notewise.data.shards import read_targets
+    from notewise.store.shards import read_targets
 
     stored = read_targets(built / "targets" / "shard_00001.npz")
     notes = OnTheFlyDataset.from_config(CONFIG, "mix").arrays(np.arange(8, 16)).notes

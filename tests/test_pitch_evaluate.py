@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from notewise.data.shards import write_shard
+from notewise.store.shards import write_shard
 from notewise.pitch.evaluate import (
     ReferenceNotes,
     load_windows,
@@ -130,7 +130,7 @@ def test_window_position_rows_and_waves():
 
 
 def test_load_windows_reads_shards_and_offsets_note_rows(tmp_path):
-    from notewise.data.shards import NOTE_DTYPES, targets_path, waveform_path
+    from notewise.store.layout import NOTE_DTYPES, targets_path, waveform_path
 
     for shard, n in enumerate((3, 2)):
         notes = {k: np.zeros(n, dt) for k, dt in NOTE_DTYPES.items()}

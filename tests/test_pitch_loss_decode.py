@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.data.bins import BinSpec
+from notewise.synth.bins import Bins
 from notewise.pitch.decode import decode, find_peaks
 from notewise.pitch.loss import confidence_loss, energy_kl, pitch_loss
 
 from pitch_helpers import gaussian
 
 N_BINS = 2048
-BINS = BinSpec()
+BINS = Bins()
 
 
 def logit(p: np.ndarray) -> torch.Tensor:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from notewise.data.music_commands import matrix_settings
+from notewise.music.commands import matrix_settings
 from notewise.pitch.matrix import ConcatSource, assemble_matrix, evenly_spaced
 from notewise.pitch.train import ArraySource
 
@@ -57,7 +57,8 @@ def test_cells_score_against_the_fully_labelled_notes_as_evaluate_does(tmp_path)
     reference as the polyphonic evaluation (classes 1 and 3 are below the threshold by design)."""
     from types import SimpleNamespace
 
-    from notewise.data.shards import targets_path, waveform_path, write_shard
+    from notewise.store.layout import targets_path, waveform_path
+    from notewise.store.shards import write_shard
     from notewise.pitch.matrix import score_dataset
     from shardkit import fake_shard
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from notewise.config import REPO_ROOT, check_config
+from notewise.config import REPO_ROOT
+from notewise.workflow.specs import check_config
 from notewise.pitch import real_eval, release
 from notewise.pitch.model import CONFIG_FILE, PitchModelConfig
 

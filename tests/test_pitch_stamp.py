@@ -11,7 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.data import music
+from notewise.music import render as music
+from notewise.music.corpus import MusicCorpus
 from notewise.pitch import alignment
 from notewise.pitch.inference import Predictor
 from notewise.pitch.model import PitchModelConfig
@@ -159,7 +160,7 @@ def corpus():
                 "pitch": rng.integers(30, 100, n), "velocity": rng.integers(40, 128, n),
                 "program": np.zeros(n, int), "track": rng.integers(0, 3, n)}
 
-    return music.MusicCorpus.from_pieces({"a": piece(40, 3.0), "b": piece(30, 2.0)}, {})
+    return MusicCorpus.from_pieces({"a": piece(40, 3.0), "b": piece(30, 2.0)}, {})
 
 
 def test_label_notes_are_the_datasets_note_tables(lib, corpus):

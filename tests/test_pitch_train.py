@@ -98,14 +98,14 @@ def test_code_hash_per_stage_names_unknown_stages(monkeypatch):
     assert all(len(h) == 16 for h in hashes.values())
     monkeypatch.setitem(CODE, "plots", CODE["plots"] + ("pitch/decode.py",))
     assert code_hash("plots") != hashes["plots"]  # the hash follows the stage's source
-    with pytest.raises(KeyError, match="'predict'"):
-        code_hash("predict")
+    with pytest.raises(KeyError, match="'chirps'"):
+        code_hash("chirps")
 
 
 def test_sine_mix_replaces_windows_with_labelled_sines():
     import numpy as np
 
-    from notewise.data.bins import BinSpec
+    from notewise.synth.bins import Bins
     from notewise.pitch.train import SineMix
 
     settings = tiny_settings()
@@ -118,7 +118,7 @@ def test_sine_mix_replaces_windows_with_labelled_sines():
     spectrum = np.abs(np.fft.rfft(out["waveform"][:, 0].numpy() * np.hanning(4096), n=1 << 17))
     peak_hz = spectrum.argmax(axis=1) * 44100 / (1 << 17)
     label_bin = out["target_confidence"].argmax(dim=1).numpy()
-    np.testing.assert_allclose(label_bin, BinSpec().freq_to_bin(peak_hz), atol=1.0)
+    np.testing.assert_allclose(label_bin, Bins().freq_to_bin(peak_hz), atol=1.0)
     peak = out["target_confidence"].max(dim=1).values  # a Gaussian's value half a bin off: 0.946
     assert ((peak >= np.exp(-0.25 / (2 * 1.5**2)) - 1e-6) & (peak <= 1.0)).all()
     assert torch.allclose(out["target_energy"].sum(dim=1), torch.ones(6), atol=1e-4)
@@ -128,7 +128,7 @@ def test_sine_mix_replaces_windows_with_labelled_sines():
 
 
 def test_training_reads_with_verify_by_default_and_names_a_damaged_shard(tmp_path):
-    from notewise.data.shards import waveform_path
+    from notewise.store.layout import waveform_path
     from notewise.pitch.train import build_task
 
     root = make_dataset(tmp_path / "train", num_samples=32, seed=3, shard_size=16)

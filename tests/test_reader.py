@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from notewise.data.reader import (BatchLoader, DatasetReader, ShardBatchSampler,
-                                  read_target_arrays)
-from notewise.data.shards import targets_path, waveform_path
+from notewise.loading.batches import BatchLoader, ShardBatchSampler
+from notewise.loading.reader import DatasetReader, read_target_arrays
+from notewise.store.layout import targets_path, waveform_path
 
 from shardkit import N_BINS, WINDOW, fake_shard, write_dataset
 
@@ -198,8 +198,8 @@ def test_verify_refuses_flipped_bits_the_trusting_reader_returns_as_data(tmp_pat
 
 
 def test_verify_checks_each_shard_once_per_process(dataset, monkeypatch):
-    from notewise.data import reader as reader_module
-    from notewise.data.shards import waveform_crc32
+    from notewise.loading import reader as reader_module
+    from notewise.store.shards import waveform_crc32
 
     calls = []
     monkeypatch.setattr(reader_module, "waveform_crc32",
@@ -241,8 +241,8 @@ def test_preloaded_on_the_gpu(dataset, expected):
 
 @pytest.mark.parametrize("level", [0, 1, 9])
 def test_fast_target_reads_equal_zipfiles_at_any_deflate_level(tmp_path, level):
-    from notewise.data.reader import read_target_arrays
-    from notewise.data.shards import read_targets, write_shard
+    from notewise.loading.reader import read_target_arrays
+    from notewise.store.shards import read_targets, write_shard
 
     write_shard(tmp_path / "w.npy", tmp_path / "t.npz", fake_shard(16), compresslevel=level)
     fast, checked = read_target_arrays(tmp_path / "t.npz"), read_targets(tmp_path / "t.npz")
@@ -260,7 +260,7 @@ def test_a_dataset_without_meta_is_read_only_with_a_warning(tmp_path):
 
 def test_shards_of_another_build_beside_meta_are_refused_by_name(tmp_path):
     from shardkit import make_spec
-    from notewise.data.shards import write_shard
+    from notewise.store.shards import write_shard
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [16, 16])
@@ -275,7 +275,7 @@ def test_shards_of_another_build_beside_meta_are_refused_by_name(tmp_path):
 def test_a_shard_of_another_build_with_the_same_size_is_refused_when_read(tmp_path):
     """A rebuild (new settings) replaced shard 1 beside the old meta.json: same sample count, so
     only the build id tells; the reader raises on that shard instead of mixing two builds."""
-    from notewise.data.shards import write_shard
+    from notewise.store.shards import write_shard
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [16, 16], build="aaaaaaaaaaaaaaaa")

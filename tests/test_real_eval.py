@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from notewise.config import REPO_ROOT, ConfigError
-from notewise.data import music, soundfont
+from notewise.music.checks import default_soundfont_path
+from notewise.music.corpus import MusicCorpus
+from notewise.synth.bins import midi_to_hz
 from notewise.pitch import peers, real_eval
 
 SETTINGS = {"soundfont": "default", "corpus": "bach", "split": "val", "val_percent": 20,
@@ -29,7 +31,7 @@ def corpus_of(names, split):
         pieces[f"{split}/{name}"] = {"start_s": start + 0.1 * k, "end_s": start + 0.1 * k + 0.4,
                                      "pitch": [72, 60, 64, 67], "velocity": [100] * 4,
                                      "program": [0] * 4, "track": [0, 1, 1, 1]}
-    return music.MusicCorpus.from_pieces(pieces, {})
+    return MusicCorpus.from_pieces(pieces, {})
 
 
 def test_the_default_config_holds_out_pieces_and_soundfont(default_config):
@@ -48,7 +50,7 @@ def test_a_training_set_on_the_held_out_split_is_refused(default_config):
 
 def test_a_training_soundfont_equal_to_the_held_out_one_is_refused(default_config):
     config = copy.deepcopy(default_config)
-    config["real_eval"] = {"soundfont": str(soundfont.default_soundfont_path())}
+    config["real_eval"] = {"soundfont": str(default_soundfont_path())}
     with pytest.raises(ConfigError, match="soundfont_train's SoundFont"):
         real_eval.check_held_out(config)
 
@@ -58,7 +60,7 @@ def test_render_refuses_pieces_that_a_training_set_holds(tmp_path):
     held_out.save(tmp_path / "eval.npz")
     corpus_of(["c.mid", "b.mid"], "train").save(tmp_path / "train.npz")  # b.mid in both
     with pytest.raises(ValueError, match="share 1 pieces.*b.mid"):
-        real_eval.render_clips(tmp_path / "eval.npz", soundfont.default_soundfont_path(),
+        real_eval.render_clips(tmp_path / "eval.npz", default_soundfont_path(),
                                SETTINGS, tmp_path / "out", [tmp_path / "train.npz"])
 
 
@@ -67,7 +69,7 @@ def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("real_eval")
     corpus_of(["a.mid", "b.mid"], "val").save(root / "eval.npz")
     corpus_of(["c.mid"], "train").save(root / "train.npz")
-    real_eval.render_clips(root / "eval.npz", soundfont.default_soundfont_path(), SETTINGS,
+    real_eval.render_clips(root / "eval.npz", default_soundfont_path(), SETTINGS,
                            root / "audio", [root / "train.npz"])
     return root
 
@@ -85,14 +87,14 @@ def test_clips_and_references(clips):
     counts = [len(f) for f in freqs]
     # C5 + C4 from 0 s, E4 from 0.25 s, G4 from 0.5 s, each key released 0.4 s after its onset
     assert [counts[k] for k in (0, 30, 45, 55, 95)] == [2, 3, 1, 2, 0]
-    np.testing.assert_allclose(freqs[0], music.midi_to_hz([60, 72]), rtol=1e-5)
+    np.testing.assert_allclose(freqs[0], midi_to_hz([60, 72]), rtol=1e-5)
     _, mono = real_eval.read_frames(clips / "audio" / "00_piano_mono.ref.txt")
     assert {len(f) for f in mono} == {0, 1}  # the top voice alone
-    np.testing.assert_allclose(mono[0], music.midi_to_hz([72]), rtol=1e-5)
+    np.testing.assert_allclose(mono[0], midi_to_hz([72]), rtol=1e-5)
 
 
 def test_rendering_is_deterministic(clips, tmp_path):
-    real_eval.render_clips(clips / "eval.npz", soundfont.default_soundfont_path(), SETTINGS,
+    real_eval.render_clips(clips / "eval.npz", default_soundfont_path(), SETTINGS,
                            tmp_path)
     for name in real_eval.clip_names(SETTINGS):
         again = (tmp_path / f"{name}.wav").read_bytes()
@@ -135,5 +137,5 @@ def test_basic_pitch_hears_the_rendered_clip(clips):
     times, freqs = peers.posteriorgram_frames(output["note"])
     assert len(times) == output["note"].shape[0] and 0.9 < times[-1] < 1.2
     heard = np.concatenate([f for f in freqs if len(f)])
-    assert np.any(np.abs(12 * np.log2(heard / music.midi_to_hz(72))) < 0.5)  # the top voice C5
+    assert np.any(np.abs(12 * np.log2(heard / midi_to_hz(72))) < 0.5)  # the top voice C5
     assert any(key == 72 for _, _, key, *_ in events)

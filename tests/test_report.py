@@ -26,7 +26,7 @@ import pytest
 
 from notewise.pitch.plots import PLOT_FILES
 
-from test_workflow import make_workdir, snakemake
+from snakekit import make_workdir, snakemake
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)

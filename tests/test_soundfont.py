@@ -1,4 +1,4 @@
-"""Sampled-instrument windows (kind soundfont_render, notewise.data.soundfont): the mixture is the
+"""Sampled-instrument windows (kind soundfont_render, notewise.music.soundfont): the mixture is the
 sum of the notes' own signals, shares are their measured power, key-release labels, determinism,
 validation, and SoundFont errors that name the file."""
 import numpy as np
@@ -6,14 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.config import ConfigError, check_config
-from notewise.data import music, soundfont
-from notewise.data.generate import generate_range
-from notewise.data.labels import classify_note
-from notewise.data.synth import PEAK_LIMIT
-from notewise.data.validate import validate_shard
+from notewise.config import ConfigError
+from notewise.workflow.specs import check_config
+from notewise.music.checks import SoundFontError, default_soundfont_path
+from notewise.music.corpus import MusicCorpus
+from notewise.synth.bins import midi_to_hz
+from notewise.music import soundfont
+from notewise.synth.generate import generate_range
+from notewise.synth.labels import classify_note
+from notewise.synth.oscillator import PEAK_LIMIT
+from notewise.store.validate import validate_shard
 
-from test_music_render import write
+from shardkit import write_one_shard as write
 
 W = 4096
 SR = 44100
@@ -33,7 +37,7 @@ def corpus():
                         "pitch": rng.integers(14, 122, n),  # below 20 Hz and above 5 kHz too
                         "velocity": rng.integers(30, 128, n), "program": np.zeros(n, int),
                         "track": rng.integers(0, 3, n)}
-    return music.MusicCorpus.from_pieces(pieces, {})
+    return MusicCorpus.from_pieces(pieces, {})
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def test_mixture_is_the_sum_of_parts_and_shares_their_measured_power(ctx, corpus
     expected = mix * (PEAK_LIMIT / peak if peak > PEAK_LIMIT else 1.0)
     np.testing.assert_allclose(data.waveforms[0], expected, rtol=0, atol=2e-7)
     # the labelled notes' shares are the measured power of their own signals over the visible span
-    freqs = music.midi_to_hz(parts.pitch)
+    freqs = midi_to_hz(parts.pitch)
     power = np.zeros(len(parts.pitch))
     for j in range(len(power)):
         first, stop = max(parts.onset[j], 0), min(parts.offset[j], W)
@@ -82,7 +86,7 @@ def test_release_tails_ring_past_the_key_release_unlabelled(ctx):
 
 
 def test_note_signals_do_not_depend_on_what_was_rendered_before(ctx):
-    renderer = soundfont.NoteRenderer(soundfont.default_soundfont_path(), SR)
+    renderer = soundfont.NoteRenderer(default_soundfont_path(), SR)
     first = renderer.render_note(40, 67, 0.5, 3000, 9000)
     for program, key in ((0, 30), (19, 90), (73, 72)):
         renderer.render_note(program, key, 1.0, 20000, 25000)
@@ -140,12 +144,12 @@ def test_bad_soundfont_fails_at_config_time_naming_the_file(tmp_path):
 def test_unloadable_soundfont_and_missing_program_name_the_file(tmp_path):
     broken = tmp_path / "broken.sf2"
     broken.write_bytes(b"RIFF\x10\0\0\0sfbk" + b"\0" * 8)
-    with pytest.raises(soundfont.SoundFontError, match="broken.sf2"):
+    with pytest.raises(SoundFontError, match="broken.sf2"):
         soundfont.NoteRenderer(broken, SR)
-    renderer = soundfont.NoteRenderer(soundfont.default_soundfont_path(), SR)
+    renderer = soundfont.NoteRenderer(default_soundfont_path(), SR)
     assert renderer.has_program(73) and not renderer.has_program(73, bank=99)
     renderer.has_program = lambda program, bank=0: program != 73
-    with pytest.raises(soundfont.SoundFontError, match=r"TimGM6mb.sf2.*\[73\]"):
+    with pytest.raises(SoundFontError, match=r"TimGM6mb.sf2.*\[73\]"):
         renderer.check_programs([0, 73])
 
 

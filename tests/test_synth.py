@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.data import synth
-from notewise.data.rng import uniform01
-from notewise.data.sampler import steady_state_span
+from notewise.synth import oscillator as synth
+from notewise.synth.rng import uniform01
+from notewise.synth.sampler import steady_state_span
 
 SR = 44100.0
 W = 4096

@@ -4,7 +4,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from notewise.data.timbres import (TimbreLibrary, build_timbre_library, family_of,
+from notewise.synth.timbres import (TimbreLibrary, build_timbre_library, family_of,
                                    plot_timbres)
 
 

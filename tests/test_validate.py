@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from notewise.data.shards import targets_path, waveform_path, write_shard
-from notewise.data.validate import (DatasetValidationError, ShardValidationError, summarize_dataset,
+from notewise.store.layout import targets_path, waveform_path
+from notewise.store.shards import write_shard
+from notewise.store.validate import (DatasetValidationError, ShardValidationError, summarize_dataset,
                                     validate_dataset_dir, validate_shard)
 
 from shardkit import fake_shard, make_spec, write_dataset
@@ -148,8 +149,8 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
     check names the damage (the data itself is covered by zip's CRC-32)."""
     import zipfile
 
-    from notewise.data.npzfile import npz_members
-    from notewise.data.validate import npz_container_problem
+    from notewise.store.npzfile import npz_members
+    from notewise.store.validate import npz_container_problem
 
     write_shard(tmp_path / "w.npy", tmp_path / "t.npz", fake_shard(4))
     raw = (tmp_path / "t.npz").read_bytes()
@@ -172,14 +173,18 @@ def test_every_flip_in_the_zip_structure_is_caught(tmp_path):
     assert missed == []
 
 
-def test_every_dataset_kind_has_validation_rules():
-    """A kind added to the generator without rules here fails this test, not a user's build."""
-    from notewise.data.generate import KIND_BUILDERS
-    from notewise.data.validate import KIND_RULES, kind_rules
+def test_every_dataset_kind_has_one_complete_registry_entry():
+    """Each kind the schema allows has an entry, whose generator exists; an unknown kind is named."""
+    from notewise import kinds
+    from notewise.config import load_schema
 
-    assert set(KIND_RULES) == {*KIND_BUILDERS, "midi_render", "soundfont_render"}
-    with pytest.raises(ValueError, match="no validation rules for dataset kind 'chirps'"):
-        kind_rules("chirps")
+    schema_kinds = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert set(kinds.KINDS) == set(schema_kinds["kind"]["enum"])
+    for kind in kinds.KINDS.values():
+        assert callable(kind.generate()) and callable(kind.check)
+        assert callable(kind.shard_notes) and callable(kind.distributions) and kind.code
+    with pytest.raises(ValueError, match="unknown dataset kind 'chirps'"):
+        kinds.kind("chirps")
 
 
 def test_check_dataset_refuses_shards_no_meta_describes(dataset):
@@ -191,8 +196,8 @@ def test_check_dataset_refuses_shards_no_meta_describes(dataset):
 
 def test_meta_assembly_removes_shards_beyond_a_smaller_plan(tmp_path):
     """num_samples lowered: the shards of the larger build go, the new meta.json holds."""
-    from notewise.data.meta import build_meta
-    from notewise.data.shards import list_shard_indices
+    from notewise.store.meta import build_meta
+    from notewise.store.layout import list_shard_indices
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [40, 40, 40])  # the earlier, larger build
@@ -217,8 +222,8 @@ def test_remove_damaged_deletes_exactly_the_damaged_shards(tmp_path):
 
 
 def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
-    from notewise.config import generation_spec
-    from notewise.data.shards import build_id
+    from notewise.workflow.specs import generation_spec
+    from notewise.store.layout import build_id
 
     small = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 100}}}
     large = {"seed": 0, "datasets": {"d": {"kind": "random_polyphony", "num_samples": 900}}}
@@ -230,7 +235,7 @@ def test_build_ids_follow_the_generation_spec_and_code_not_the_size():
 
 
 def test_meta_refuses_validated_shards_of_another_build(tmp_path):
-    from notewise.data.meta import build_meta
+    from notewise.store.meta import build_meta
 
     root = tmp_path / "ds"
     spec = write_dataset(root, [20, 20], with_meta=False, build="aaaaaaaaaaaaaaaa")

@@ -11,8 +11,8 @@ import importlib
 import logging
 import sys
 
-DOMAINS = ("notewise.data.commands", "notewise.pitch.commands", "notewise.midi.commands",
-           "notewise.data.music_commands", "notewise.pitch.real_eval_commands")
+DOMAINS = ("notewise.synth.commands", "notewise.store.commands", "notewise.pitch.commands",
+           "notewise.midi.commands", "notewise.music.commands", "notewise.pitch.real_eval_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,14 +5,15 @@
 ``midi-export-heldout``  a few scores of other composers -> ``OUT/<composer>_<name>.mid``
 ``midi-vocab``           the tokenizer settings + vocabulary as JSON
 ``midi-tokenize``        one MIDI file -> its JSON token cache (or the reason it is unreadable)
-``midi-train``           train the LM (the seed's CLI), resuming from CKPT_PATH if it holds one
+``midi-train``           train the LM (the design document's CLI), resuming from CKPT_PATH
 ``midi-evaluate``        validation loss / perplexity / tokens per note of a checkpoint -> JSON
 ``midi-plot``            metrics.json -> the loss / perplexity figure
 ``midi-pianoroll``       a MIDI file -> a piano-roll figure (the generated sample in the report)
 ``midi-generate``        sample a ``.mid`` file from a checkpoint
 =======================  ===================================================================
 
-``midi-train`` notes: ``-m`` defaults to 16 tokens (the seed's "2^32" would drop every sequence);
+``midi-train`` notes: ``-m`` defaults to 16 tokens (the design document's "2^32" would drop
+every sequence);
 sequences are cut to ``min(-e, --context + 1)`` tokens, since the model sees at most
 ``--context`` inputs. CKPT_PATH receives ``model.pth``, ``optimizer.pth``, ``metrics.json``,
 ``state.pth`` (the harness), plus ``vocab.json``, ``model_config.json``, ``run.json`` (the
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from notewise.atomicio import atomic_write_json
 
-from .settings import default, resolve_train_args
+from .settings import default, resolve_train_args, section_settings
 
 DEFAULT_MAX_LENGTH = 2**17
 # midi-train options that must match to resume a checkpoint (epochs may grow, device may change)
@@ -67,8 +68,9 @@ def _add_export_heldout(sub) -> None:
     p = sub.add_parser("midi-export-heldout",
                        help="export other composers' scores (a held-out validation set)")
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--composers", nargs="+", default=default("heldout", "composers"))
-    p.add_argument("--per-composer", type=int, default=default("heldout", "per_composer"))
+    p.add_argument("--spec", help="midi settings as JSON or @file (the rules pass one); flags override")
+    p.add_argument("--composers", nargs="+", help="default: midi.heldout.composers")
+    p.add_argument("--per-composer", type=int, help="default: midi.heldout.per_composer")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_export_heldout)
 
@@ -76,12 +78,14 @@ def _add_export_heldout(sub) -> None:
 def _add_vocab(sub) -> None:
     p = sub.add_parser("midi-vocab", help="write the tokenizer settings and vocabulary")
     p.add_argument("out", type=Path)
-    p.add_argument("--steps-per-beat", type=int, default=4)
-    p.add_argument("--max-duration-beats", type=int, default=16)
-    p.add_argument("--velocity-bins", type=int, default=16)
-    p.add_argument("--tempo-bins", type=int, default=32)
-    p.add_argument("--drums", choices=("drop", "keep"), default="drop")
-    p.add_argument("--no-sustain", action="store_true", help="ignore the sustain pedal")
+    p.add_argument("--spec", help="midi settings as JSON or @file (the rules pass one); flags override")
+    p.add_argument("--steps-per-beat", type=int)
+    p.add_argument("--max-duration-beats", type=int)
+    p.add_argument("--velocity-bins", type=int)
+    p.add_argument("--tempo-bins", type=int)
+    p.add_argument("--drums", choices=("drop", "keep"))
+    p.add_argument("--no-sustain", dest="sustain", action="store_const", const=False,
+                   help="ignore the sustain pedal")
     p.set_defaults(func=cmd_vocab)
 
 
@@ -90,9 +94,9 @@ def _add_tokenize(sub) -> None:
     p.add_argument("midi", type=Path)
     p.add_argument("out", type=Path)
     _add_tokenizer_options(p)
-    p.add_argument("--timeout", type=float, default=default("read", "timeout"),
-                   help="seconds allowed to parse")
-    p.add_argument("--max-bytes", type=int, default=default("read", "max_bytes"))
+    p.add_argument("--spec", help="midi settings as JSON or @file (the rules pass one); flags override")
+    p.add_argument("--timeout", type=float, help="seconds allowed to parse")
+    p.add_argument("--max-bytes", type=int)
     p.set_defaults(func=cmd_tokenize)
 
 
@@ -170,11 +174,12 @@ def _add_generate(sub) -> None:
     p = sub.add_parser("midi-generate", help="sample a MIDI file from a trained model")
     p.add_argument("ckpt_path", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--tokens", type=int, default=512)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--spec", help="midi settings as JSON or @file (the rules pass one); flags override")
+    p.add_argument("--tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
     p.add_argument("--prompt", type=Path, help="a MIDI file to continue")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int)
     p.add_argument("--max-gap-bars", type=int, default=2,
                    help="longest silence (in empty bars) kept from the sampled Skip tokens")
     p.add_argument("--device")
@@ -237,7 +242,8 @@ def cmd_export_corpus(args) -> None:
 def cmd_export_heldout(args) -> None:
     from .corpus import export_heldout
 
-    summary = export_heldout(args.out_dir, args.composers, args.per_composer,
+    heldout = section_settings(args, "heldout", ("composers", "per_composer"))
+    summary = export_heldout(args.out_dir, heldout["composers"], heldout["per_composer"],
                              workers=args.workers)
     print(json.dumps(summary, indent=1))
     if summary["exported"] == 0:
@@ -247,10 +253,9 @@ def cmd_export_heldout(args) -> None:
 def cmd_vocab(args) -> None:
     from .vocab import TokenizerConfig, Vocabulary
 
-    cfg = TokenizerConfig(steps_per_beat=args.steps_per_beat,
-                          max_duration_beats=args.max_duration_beats,
-                          velocity_bins=args.velocity_bins, tempo_bins=args.tempo_bins,
-                          drums=args.drums, sustain=not args.no_sustain)
+    cfg = TokenizerConfig(**section_settings(args, "tokenizer", (
+        "steps_per_beat", "max_duration_beats", "velocity_bins", "tempo_bins", "drums",
+        "sustain")))
     vocab = Vocabulary(cfg)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     vocab.save(args.out)
@@ -265,7 +270,8 @@ def cmd_tokenize(args) -> None:
 
     vocab = _load_vocab(args.vocab)
     try:
-        with MidiReader(timeout=args.timeout, max_bytes=args.max_bytes,
+        read = section_settings(args, "read", ("timeout", "max_bytes"))
+        with MidiReader(timeout=read["timeout"], max_bytes=read["max_bytes"],
                         sustain=vocab.config.sustain) as reader:
             result = tokenize_raw(reader.read(args.midi), Tokenizer(vocab))
         print(f"{args.midi}: {sum(result.notes)} notes, "
@@ -410,8 +416,9 @@ def cmd_generate(args) -> None:
     if args.prompt:
         # the whole prompt stays in the output; the model sees its last --context tokens
         prompt = [t for t in tokenize_midi(args.prompt, tokenizer).sequences[0] if t != EOS]
-    ids = generate(model, prompt, args.tokens, temperature=args.temperature, top_p=args.top_p,
-                   seed=args.seed)
+    gen = section_settings(args, "generate", ("tokens", "temperature", "top_p", "seed"))
+    ids = generate(model, prompt, gen["tokens"], temperature=gen["temperature"],
+                   top_p=gen["top_p"], seed=gen["seed"])
     score = tokenizer.decode(ids, max_gap_bars=args.max_gap_bars)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_midi(score, vocab.config.steps_per_beat, args.out)

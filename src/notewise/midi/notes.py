@@ -50,7 +50,7 @@ class RawMidi:
 
 
 @dataclass
-class _TrackEvents:
+class TrackEvents:
     notes: list[RawNote] = field(default_factory=list)
     tempos: list[tuple[int, int]] = field(default_factory=list)
     time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
@@ -68,9 +68,9 @@ def _sustain_end(pedal: list[tuple[int, bool]], end: int, track_end: int) -> int
     return max(end, track_end)
 
 
-def read_track(track: mido.MidiTrack, sustain: bool, index: int = 0) -> _TrackEvents:
+def read_track(track: mido.MidiTrack, sustain: bool, index: int = 0) -> TrackEvents:
     """Notes (tagged with track ``index``), tempo and time-signature events of one track."""
-    out = _TrackEvents()
+    out = TrackEvents()
     tick = 0
     program = [0] * 16
     open_notes: dict[tuple[int, int], deque] = defaultdict(deque)
@@ -110,7 +110,7 @@ def read_track(track: mido.MidiTrack, sustain: bool, index: int = 0) -> _TrackEv
     return out
 
 
-def _merge(parts: list[_TrackEvents], info: SmfInfo, warnings: list[str]) -> RawMidi:
+def _merge(parts: list[TrackEvents], info: SmfInfo, warnings: list[str]) -> RawMidi:
     notes = sorted(n for part in parts for n in part.notes)
     tempos = [] if info.smpte else sorted(t for part in parts for t in part.tempos)
     signatures = sorted(s for part in parts for s in part.time_signatures)

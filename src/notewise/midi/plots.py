@@ -1,4 +1,4 @@
-"""The training-curve figure of the seed: loss and perplexity per epoch."""
+"""The training-curve figure of the design document: loss and perplexity per epoch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 from notewise.atomicio import atomic_save_figure
 
-# (metrics key, label, matplotlib format) exactly as the seed asks
+# (metrics key, label, matplotlib format) exactly as the design document asks
 CURVES = {
     "loss": [("train_loss", "train loss", "r-"), ("val_loss", "val loss", "b:")],
     "perplexity": [("train_perplexity", "train perplexity", "g--"),

@@ -67,3 +67,14 @@ def resolve_train_args(args) -> None:
     for dest, (section, key) in TRAIN_FLAGS.items():
         if getattr(args, dest, None) is None:
             setattr(args, dest, settings[section][key])
+
+
+def section_settings(args, section: str, flags: tuple[str, ...]) -> dict:
+    """``midi.<section>`` as a command uses it: the schema defaults, then ``--spec`` (a full or
+    partial ``midi`` settings object, what the rules pass), then each of ``flags`` (argparse dests
+    named as the section's keys) given on the command line."""
+    settings = dict(parse_spec(getattr(args, "spec", None))[section])
+    for key in flags:
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    return settings

@@ -31,8 +31,8 @@ from notewise.atomicio import atomic_write_text
 SPECIAL = ("PAD", "BOS", "EOS")
 PAD, BOS, EOS = 0, 1, 2
 VOCAB_FORMAT = "notewise-midi-vocab"
-#: Default shortest sequence kept for training (tokens; about 6 notes). The seed's "2^32" is a
-#: typo that would drop every sequence.
+#: Default shortest sequence kept for training (tokens; about 6 notes). The design document's
+#: "2^32" is a typo that would drop every sequence.
 DEFAULT_MIN_LENGTH = 16
 
 

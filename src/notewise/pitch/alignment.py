@@ -11,7 +11,7 @@ table of precision / recall / F1 against the stamp position ``p`` (a fraction of
 * :func:`label_truth`: the labels themselves taken as predictions -- each window's class 2/4
   notes against the notes sounding at ``start + p * window`` (by note identity, or
   ``mir_eval.multipitch``'s 50-cent matching treating each window as one frame). Notes come from
-  the music-driven windows of ``notewise.data.music`` (:func:`music_label_notes`), re-drawn with
+  the music-driven windows of ``notewise.music.render`` (:func:`music_label_notes`), re-drawn with
   the dataset's own functions, so the key-release time of every note is known beside the
   labelled offset (which includes a room tail where the window has one).
 * :func:`stamp_scores`: a model's decoded notes on windows every ``hop`` samples of rendered
@@ -84,9 +84,9 @@ def label_notes_from_table(table: dict, window_size: int, n_windows: int) -> Lab
 def music_label_notes(spec: dict, corpus, timbres, samples, exclude_pieces=()) -> LabelNotes:
     """The labelled notes of samples ``samples`` of a ``midi_render`` dataset (``spec`` as the
     generator takes it, e.g. a dataset's ``meta.json`` ``generation``), drawn and labelled by
-    ``notewise.data.music``'s own functions (no audio is rendered); windows cut from a piece
+    ``notewise.music.render``'s own functions (no audio is rendered); windows cut from a piece
     named in ``exclude_pieces`` are left out (``n_windows`` counts those kept)."""
-    from notewise.data.music import label_dry, label_frequencies, label_room, music_context, \
+    from notewise.music.render import label_dry, label_frequencies, label_room, music_context, \
         window_notes
 
     ctx = music_context(spec, corpus, len(timbres))
@@ -173,9 +173,9 @@ def render_music_clip(spec: dict, corpus, piece: int, timbres, clip_s: float = 1
     ``real_eval.clip_notes``). Dry unless ``augment`` is a draw index: then the clip gets the
     dataset's window-level augmentations as its window number ``augment`` would (a room with the
     room probability, then gain and noise), drawn once for the whole clip."""
-    from notewise.data import augment as aug
-    from notewise.data.music import WindowNotes, music_context, render_dry, sounding_notes
-    from notewise.data.synth import PEAK_LIMIT, apply_peak_limit
+    from notewise.music import augment as aug
+    from notewise.music.render import WindowNotes, music_context, render_dry, sounding_notes
+    from notewise.synth.oscillator import PEAK_LIMIT, apply_peak_limit
 
     sr = int(spec["audio"]["sample_rate"])
     chunk_spec = {**spec, "audio": {**spec["audio"], "window": int(chunk)}}

@@ -246,14 +246,14 @@ def polyphonic_report(ref: ReferenceNotes, est_window: np.ndarray, est_freq: np.
 def load_windows(dataset_dir: str | Path, max_windows: int | None = None
                  ) -> tuple[np.ndarray, ReferenceNotes, dict[str, np.ndarray]]:
     """Waveforms ``[N, window]``, the note table, and the target maps of a dataset directory."""
-    from notewise.data import shards
+    from notewise.store import layout, shards
 
     waves, notes, maps, offset = [], [], {"confs": [], "energies": []}, 0
-    for index in shards.list_shard_indices(dataset_dir):
+    for index in layout.list_shard_indices(dataset_dir):
         if max_windows is not None and offset >= max_windows:
             break
-        wave = np.asarray(shards.read_waveforms(shards.waveform_path(dataset_dir, index)))
-        targets = shards.read_targets(shards.targets_path(dataset_dir, index))
+        wave = np.asarray(shards.read_waveforms(layout.waveform_path(dataset_dir, index)))
+        targets = shards.read_targets(layout.targets_path(dataset_dir, index))
         keep = len(wave) if max_windows is None else min(len(wave), max_windows - offset)
         waves.append(wave[:keep])
         for key in maps:

@@ -21,6 +21,8 @@ import logging
 
 import numpy as np
 
+from notewise.synth.bins import midi_to_hz
+
 FRAME_THRESHOLD = 0.3
 LOWEST_KEY = 21  # A0, the posteriorgram's first row
 FRAME_S = 0.01
@@ -49,10 +51,6 @@ def _quiet():
             yield
     finally:
         logger.setLevel(level)
-
-
-def midi_to_hz(keys) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(keys, np.float64) - 69.0) / 12.0)
 
 
 class BasicPitch:

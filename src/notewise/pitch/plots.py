@@ -61,18 +61,19 @@ def f_measure_by_polyphony(table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-#: The seed's window-position table after phase augmentation (its section 5.2): bias, std (cents).
-SEED_POSITION = {220.0: (1.3, 3.3), 440.0: (2.0, 2.3), 880.0: (-1.6, 2.3)}
+#: The design document's window-position table after phase augmentation (its section 5.2):
+#: bias, std (cents).
+DESIGN_POSITION = {220.0: (1.3, 3.3), 440.0: (2.0, 2.3), 880.0: (-1.6, 2.3)}
 
 
 def window_position(table: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     x = np.arange(len(table))
-    seed = [SEED_POSITION.get(float(f)) for f in table["freq_hz"]]
-    shown = [i for i, s in enumerate(seed) if s is not None]
+    design = [DESIGN_POSITION.get(float(f)) for f in table["freq_hz"]]
+    shown = [i for i, s in enumerate(design) if s is not None]
     if shown:
-        ax.errorbar(x[shown] + 0.15, [seed[i][0] for i in shown],
-                    yerr=[seed[i][1] for i in shown], fmt="s", color="grey", capsize=6,
+        ax.errorbar(x[shown] + 0.15, [design[i][0] for i in shown],
+                    yerr=[design[i][1] for i in shown], fmt="s", color="grey", capsize=6,
                     label="seed guide, phase-augmented")
     ax.errorbar(x, table["bias_cents"], yerr=table["std_cents"], fmt="o", capsize=6,
                 label="this model: bias +- std")

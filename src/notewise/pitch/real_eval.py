@@ -8,7 +8,7 @@ is installed):
    checks the piece names against every training set's notes file) -- each cut to ``clip_s``
    seconds from its first note and rendered with the held-out SoundFont once per instrument of
    ``instruments``: ``mono`` (the highest voice alone) and ``poly`` (every voice, all on that
-   instrument). Every note is rendered alone with ``notewise.data.soundfont.NoteRenderer`` and the
+   instrument). Every note is rendered alone with ``notewise.music.soundfont.NoteRenderer`` and the
    clip is their sum (key down to key release, then the release tail). Written: one float32 WAV
    per clip and its ``mir_eval`` multipitch reference (``time f1 f2 ...`` every 10 ms: the
    notes whose key is down at that time), plus ``manifest.json``.
@@ -79,7 +79,7 @@ def check_held_out(config: dict) -> None:
     """Held out by construction: no training set reads the evaluation's corpus split, and no
     soundfont_render set uses its SoundFont. Raises ``ConfigError`` naming the key."""
     from notewise.config import ConfigError
-    from notewise.data.soundfont import soundfont_path
+    from notewise.music.checks import soundfont_path
 
     settings = real_eval_settings(config)
     soundfont = held_out_soundfont(settings)
@@ -115,7 +115,7 @@ def piece_names(corpus) -> set[str]:
 
 def check_disjoint(corpus, training_notes) -> None:
     """No piece of ``corpus`` in any training notes file (a ``ValueError`` naming one)."""
-    from notewise.data.music import load_corpus
+    from notewise.music.corpus import load_corpus
 
     names = piece_names(corpus)
     for path in training_notes:
@@ -162,7 +162,7 @@ def render_clip(renderer, notes: dict, program: int, clip_s: float, sample_rate:
 
 def reference_frames(notes: dict, clip_s: float) -> tuple[np.ndarray, list[np.ndarray]]:
     """``mir_eval`` multipitch reference: frame times every 10 ms, the sounding f0s of each."""
-    from notewise.data.music import midi_to_hz
+    from notewise.synth.bins import midi_to_hz
 
     times = np.arange(int(round(clip_s / FRAME_S))) * FRAME_S
     freqs = midi_to_hz(notes["pitch"])
@@ -202,8 +202,8 @@ def render_clips(notes_file, soundfont, settings: dict, out_dir, training_notes=
                  sample_rate: int = 44100) -> dict:
     """Step 1 (module docstring): WAVs, references and ``manifest.json`` under ``out_dir``."""
     from notewise.atomicio import atomic_write_text
-    from notewise.data.music import load_corpus
-    from notewise.data.soundfont import NoteRenderer
+    from notewise.music.corpus import load_corpus
+    from notewise.music.soundfont import NoteRenderer
 
     corpus = load_corpus(notes_file)
     check_disjoint(corpus, training_notes)

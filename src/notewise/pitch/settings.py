@@ -39,26 +39,28 @@ def model_config(settings: dict):
     })
 
 
-#: Source files (under ``src/notewise``) whose code decides each pitch rule's outputs: the rules
-#: take ``code_hash(stage)`` as a param, so editing them reruns the stage (and what follows it),
-#: and a resumable training checkpoint made by other code is discarded rather than resumed.
+#: Source files and folders (under ``src/notewise``) whose code decides each pitch rule's
+#: outputs: the rules take ``code_hash(stage)`` as a param, so editing them reruns the stage (and
+#: what follows it), and a resumable training checkpoint made by other code is discarded rather
+#: than resumed. Files rather than the whole ``pitch`` folder: a plot edit must not retrain.
 CODE = {
     "train": ("pitch/model.py", "pitch/loss.py", "pitch/train.py", "pitch/settings.py",
-              "training/harness.py", "training/checkpoint.py", "training/distributed.py"),
+              "training/harness.py", "training/checkpoint.py", "training/distributed.py",
+              "loading"),
     "evaluate": ("pitch/decode.py", "pitch/inference.py", "pitch/evaluate.py"),
     "plots": ("pitch/plots.py",),
 }
 CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
-CODE["real_eval"] = ("pitch/real_eval.py", "data/soundfont.py")
+CODE["real_eval"] = ("pitch/real_eval.py", "pitch/peers.py", "music")
+#: ``notewise predict`` and what it loads (model, decoding, notes, export): the whole package.
+CODE["predict"] = ("pitch",)
+CODE["release"] = ("pitch/release.py",)
 
 
 def code_hash(stage: str) -> str:
     """16 hex digits of sha256 over the source of ``CODE[stage]``."""
-    from pathlib import Path
-
-    from notewise.data.codehash import source_hash
+    from notewise.workflow.codehash import source_hash
 
     if stage not in CODE:
         raise KeyError(f"no pitch stage {stage!r}; stages: {sorted(CODE)}")
-    modules = tuple(name.removesuffix(".py") for name in CODE[stage])
-    return source_hash(modules, directory=Path(__file__).resolve().parent.parent)
+    return source_hash(CODE[stage])

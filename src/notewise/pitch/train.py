@@ -100,7 +100,7 @@ def loader(source: BatchSource, batch_size: int, epoch: int, rank: int, world_si
            shuffle: bool, seed: int, prefetch: int = 2) -> TimedBatches:
     """This rank's batches for ``epoch`` through the data pipeline's sampler and loader
     (shard-local sorted batches, read ``prefetch`` ahead in a background thread)."""
-    from notewise.data.reader import BatchLoader, ShardBatchSampler
+    from notewise.loading.batches import BatchLoader, ShardBatchSampler
 
     bounds = source if hasattr(source, "shard_bounds") else len(source)
     sampler = ShardBatchSampler(bounds, batch_size, shuffle=shuffle, seed=seed, rank=rank,
@@ -145,10 +145,10 @@ class SineMix:
     sigma: float
 
     def targets(self, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from notewise.data.bins import BinSpec
-        from notewise.data.labels import write_targets
+        from notewise.synth.bins import Bins
+        from notewise.synth.labels import write_targets
 
-        centres = BinSpec.from_dict(self.bins).freq_to_bin(freqs).astype(np.float64)
+        centres = Bins.from_dict(self.bins).freq_to_bin(freqs).astype(np.float64)
         confs = np.zeros((len(freqs), self.bins["n_bins"]), np.float32)
         energies = np.zeros_like(confs)
         one = np.ones(1)
@@ -239,7 +239,7 @@ def open_dataset(path: str | Path, preload: bool, device: str | None = None,
                  verify: bool = False) -> BatchSource:
     """A dataset directory's batch reader (``DatasetReader``; ``verify``: check each shard's
     checksums the first time it is read)."""
-    from notewise.data.reader import DatasetReader
+    from notewise.loading.reader import DatasetReader
 
     return DatasetReader(Path(path), preload=preload, device=device, verify=verify)
 
