@@ -10,7 +10,7 @@
 
 rule release_train:
     input:
-        meta_files(release_dataset_dirs(RELEASE["datasets"])),
+        lambda wc: meta_files(release_dataset_dirs(RELEASE["datasets"])),
     output:
         model=f"{RELEASE_DIR}/model.pth",
         metrics=f"{RELEASE_DIR}/metrics.json",
@@ -18,7 +18,8 @@ rule release_train:
     params:
         spec=RELEASE_SPEC,
         code=MATRIX_CODE,
-        dirs=release_dataset_dirs(RELEASE["datasets"]),
+        dirs=lambda wc: release_dataset_dirs(RELEASE["datasets"]),
+        out=lambda wc, output: os.path.dirname(output.model),
         launcher=torchrun_launcher(RELEASE_TRAIN["nproc"], RELEASE_TRAIN["threads"]),
     threads: RELEASE_TRAIN["threads"]
     resources:
@@ -31,13 +32,13 @@ rule release_train:
         "../envs/notewise.yaml"
     shell:
         "{params.launcher} music-matrix-train --spec {params.spec:q}"
-        " --train {params.dirs} -o {RELEASE_DIR} 2> {log}"
+        " --train {params.dirs} -o {params.out} 2> {log}"
 
 
 rule release_score:
     input:
         model=rules.release_train.output.model,
-        sets=meta_files(release_dataset_dirs(RELEASE["eval"].values())),
+        sets=lambda wc: meta_files(release_dataset_dirs(RELEASE["eval"].values())),
     output:
         report(f"{RELEASE_DIR}/scores.json", caption="../workflow/report/release_scores.rst",
                category="Released pitch model"),
@@ -45,7 +46,7 @@ rule release_score:
         spec=RELEASE_SPEC,
         code=MATRIX_CODE,
         names=list(RELEASE["eval"]),
-        dirs=release_dataset_dirs(RELEASE["eval"].values()),
+        dirs=lambda wc: release_dataset_dirs(RELEASE["eval"].values()),
     threads: 2
     log:
         "results/logs/release_score/all.log",
@@ -103,15 +104,17 @@ rule release_package:
     params:
         code=code_hash("release"),
         real_eval=lambda wc, input: f"--real-eval {input.real_eval}" if input.real_eval else "",
+        model_dir=lambda wc, input: os.path.dirname(input.model),
+        out=lambda wc, output: os.path.dirname(output.model),
         recipe=canonical_json({"pitch_release": RELEASE, "pitch_model": config.get("pitch_model", {})}),
     log:
         "results/logs/release_package/all.log",
     conda:
         "../envs/notewise.yaml"
     shell:
-        "notewise package-release --model-dir {RELEASE_DIR} --scores {input.scores}"
+        "notewise package-release --model-dir {params.model_dir} --scores {input.scores}"
         " --summary {input.summary} {params.real_eval} --recipe {params.recipe:q}"
-        " -o {RELEASE_PACKAGE_DIR} 2> {log}"
+        " -o {params.out} 2> {log}"
 
 
 rule pitch_release:
