@@ -144,7 +144,7 @@ def test_a_truncated_file_says_how_much_was_read(tmp_path, caplog):
     two_part_wav(full, 22050, np.int16)
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    with caplog.at_level("INFO", logger="notewise.pitch.predict"):
+    with caplog.at_level("INFO", logger="notewise.pitch.audio"):
         audio = read_audio(cut, 22050)
     assert 0 < len(audio) < 22050
     assert f"read {len(audio)} frames" in caplog.text and "cut.wav" in caplog.text

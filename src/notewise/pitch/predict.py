@@ -12,6 +12,9 @@ samples ``[k * hop - round(stamp * window), ...)`` of the zero-padded signal. It
 ``pitch_model.decode.stamp``, is measured on validation music (``notewise.pitch.alignment``,
 ``bench/bench_stamp.py``, docs/pitch_model.md "Where in the window"). Windows are batched
 through the model; decoding is vectorised; ``notewise.pitch.notes`` joins the frames into notes.
+A file is streamed (``notewise.pitch.audio``): read, mixed down and resampled ``BLOCK_S``
+seconds of input at a time and framed holding at most a block plus a window, so memory does not
+grow with the file; its table is the one of the whole array (``predict_frames``).
 
 In Python, the torchcrepe way::
 
@@ -25,67 +28,34 @@ frame CSV ``time,f0_hz,confidence,energy_share``, one row per detected note per 
 
 from __future__ import annotations
 
-import logging
-import math
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import soundfile
-import torch
-from scipy.signal import resample_poly
 
 from notewise.atomicio import atomic_write_csv
 
-from .inference import Predictor
+from .audio import BLOCK_S, frame, model_audio, stamp_offset, stream_audio, stream_windows
+from .decode import DecodedNotes
+from .inference import Predictor, concat_notes
 from .notes import frames_to_notes, write_midi
 
-__all__ = ["predict", "predict_file", "predict_frames", "read_audio", "write_prediction"]
+__all__ = ["file_frames", "frame", "model_audio", "predict", "predict_file", "predict_frames",
+           "read_audio", "stamp_offset", "stream_frames", "write_prediction"]
 
 CSV_COLUMNS = ["time", "f0_hz", "confidence", "energy_share"]
 #: What to do with NaN or infinite samples: refuse the file, or set them to zero (with a warning).
 NONFINITE_POLICIES = ("error", "zero")
 
-log = logging.getLogger(__name__)
 
-
-def read_audio(path: str | Path, sample_rate: int, nonfinite: str = "error") -> np.ndarray:
-    """Mono float32 at ``sample_rate`` Hz; ``ValueError`` naming the file if it is unreadable,
-    or holds non-finite samples and ``nonfinite`` is ``"error"``."""
-    try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as err:
-        raise ValueError(f"{path}: unreadable audio ({err})") from err
-    log.info("%s: read %d frames (%.3f s) at %d Hz, %d channels", path, len(audio),
-             len(audio) / rate, rate, audio.shape[1])
-    return model_audio(audio, rate, sample_rate, path, nonfinite)
-
-
-def model_audio(audio: np.ndarray, rate: int, sample_rate: int, name="audio",
-                nonfinite: str = "error") -> np.ndarray:
-    """``audio`` (``[n]`` or ``[n, channels]`` at ``rate`` Hz) as the model reads it: mono
-    float32 at ``sample_rate``, with non-finite samples refused or zeroed (``nonfinite``)."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim not in (1, 2):
-        raise ValueError(f"{name}: audio must be [samples] or [samples, channels], not {audio.shape}")
-    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
-    audio = _finite(audio, name, rate, nonfinite)
-    if rate != sample_rate:
-        g = math.gcd(int(rate), int(sample_rate))
-        audio = resample_poly(audio, sample_rate // g, int(rate) // g).astype(np.float32)
-    return audio
-
-
-def _finite(audio: np.ndarray, path, rate: int, nonfinite: str) -> np.ndarray:
-    bad = ~np.isfinite(audio)
-    if not bad.any():
-        return audio
-    where = f"{int(bad.sum())} non-finite samples (the first at {np.argmax(bad) / rate:.3f} s)"
-    if nonfinite == "error":
-        raise ValueError(f"{path}: {where}; they would erase every note of the windows they "
-                         "touch (repair the file, or pass --nonfinite zero)")
-    log.warning("%s: %s set to zero", path, where)
-    return np.where(bad, np.float32(0), audio)
+def read_audio(path: str | Path, sample_rate: int, nonfinite: str = "error",
+               block_s: float = BLOCK_S) -> np.ndarray:
+    """Mono float32 at ``sample_rate`` Hz, the whole file (``stream_audio``'s blocks joined);
+    ``ValueError`` naming the file if it is unreadable, or holds non-finite samples and
+    ``nonfinite`` is ``"error"``."""
+    blocks = list(stream_audio(path, sample_rate, nonfinite, block_s))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 def default_stamp() -> float:
@@ -96,35 +66,41 @@ def default_stamp() -> float:
     return pitch_settings({})["decode"]["stamp"]
 
 
-def stamp_offset(window: int, stamp: float) -> int:
-    """Samples from a window's first sample to its stamped point: ``round(stamp * window)``."""
-    if not 0.0 <= stamp <= 1.0:
-        raise ValueError(f"stamp must be a fraction of the window in [0, 1], not {stamp}")
-    return int(round(stamp * window))
-
-
-def frame(audio: np.ndarray, window: int, hop: int, stamp: float) -> torch.Tensor:
-    """Windows ``[len(audio) // hop + 1, window]`` whose stamped point (``stamp_offset``) is
-    sample ``k * hop`` of ``audio``: window ``k`` is ``audio[k * hop - stamp_offset + j]``,
-    ``j = 0 .. window - 1``, zeros outside ``audio`` (a strided view, no copy of the frames)."""
-    n = len(audio) // hop + 1
-    left = stamp_offset(window, stamp)
-    right = max((n - 1) * hop + window - left - len(audio), 0)
-    padded = np.pad(audio, (left, right))
-    return torch.from_numpy(padded).unfold(0, window, hop)[:n]
-
-
 def predict_frames(predictor: Predictor, audio: np.ndarray, hop: int,
                    stamp: float | None = None) -> pd.DataFrame:
     """The frame table (``CSV_COLUMNS``) of mono audio at the model's rate, window ``k`` stamped
     at ``k * hop`` (``stamp``: where in the window; default ``default_stamp()``)."""
-    cfg = predictor.model.cfg
     stamp = default_stamp() if stamp is None else stamp
-    windows = frame(audio, cfg.window, hop, stamp)
-    notes = predictor.notes(windows)
+    windows = frame(audio, predictor.model.cfg.window, hop, stamp)
+    return _frame_table(predictor.notes(windows), hop, predictor.model.cfg.sample_rate)
+
+
+def stream_frames(predictor: Predictor, blocks: Iterable[np.ndarray], hop: int,
+                  stamp: float | None = None) -> pd.DataFrame:
+    """``predict_frames`` of the audio ``blocks`` (``stream_audio``) joined, without joining them:
+    the windows go through the model in the same batches, so the table is the same."""
+    stamp = default_stamp() if stamp is None else stamp
+    parts = []
+    for first, windows in stream_windows(blocks, predictor.model.cfg.window, hop, stamp,
+                                         predictor.batch_size):
+        notes = predictor.notes(windows)
+        notes.window = notes.window + first
+        parts.append(notes)
+    return _frame_table(concat_notes(parts), hop, predictor.model.cfg.sample_rate)
+
+
+def file_frames(predictor: Predictor, audio_path: str | Path, hop: int,
+                stamp: float | None = None, nonfinite: str = "error",
+                block_s: float = BLOCK_S) -> pd.DataFrame:
+    """The frame table of an audio file, streamed in blocks of ``block_s`` seconds of input."""
+    blocks = stream_audio(audio_path, predictor.model.cfg.sample_rate, nonfinite, block_s)
+    return stream_frames(predictor, blocks, hop, stamp)
+
+
+def _frame_table(notes: DecodedNotes, hop: int, sample_rate: int) -> pd.DataFrame:
     order = np.lexsort((notes.f0_hz, notes.window))
     return pd.DataFrame({
-        "time": notes.window[order] * hop / cfg.sample_rate,
+        "time": notes.window[order] * hop / sample_rate,
         "f0_hz": notes.f0_hz[order],
         "confidence": notes.confidence[order],
         "energy_share": notes.energy_share[order],
@@ -169,12 +145,13 @@ def predict(audio: np.ndarray, sample_rate: int, checkpoint=None, *, hop: int = 
 def predict_file(audio_path: str | Path, checkpoint=None, *, hop: int = 441,
                  stamp: float | None = None, threshold: float | None = None,
                  onset_threshold: float = 0.5, min_duration: float = 0.05, batch_size: int = 256,
-                 device: str | None = None, nonfinite: str = "error") -> pd.DataFrame:
-    """``predict`` of an audio file (any format libsndfile reads), with ``predict``'s settings."""
+                 device: str | None = None, nonfinite: str = "error",
+                 block_s: float = BLOCK_S) -> pd.DataFrame:
+    """``predict`` of an audio file (any format libsndfile reads), with ``predict``'s settings,
+    streamed ``block_s`` seconds of input at a time (``file_frames``)."""
     predictor = _predictor(checkpoint, threshold, batch_size, device)
-    audio = read_audio(audio_path, predictor.model.cfg.sample_rate, nonfinite)
-    return _notes(predictor, predict_frames(predictor, audio, hop, stamp), hop, onset_threshold,
-                  min_duration)
+    frames = file_frames(predictor, audio_path, hop, stamp, nonfinite, block_s)
+    return _notes(predictor, frames, hop, onset_threshold, min_duration)
 
 
 def output_kind(out) -> str:
@@ -193,12 +170,12 @@ def write_prediction(audio_path: str | Path, checkpoint, out, hop: int = 441,
                      stamp: float | None = None, threshold: float | None = None,
                      onset_threshold: float = 0.5, min_duration: float = 0.05,
                      batch_size: int = 256, device: str | None = None,
-                     nonfinite: str = "error") -> pd.DataFrame:
-    """Predict ``audio_path`` and write to ``out`` (a path or a text stream) what its name asks
-    for (``output_kind``); returns the table written (frames or notes)."""
+                     nonfinite: str = "error", block_s: float = BLOCK_S) -> pd.DataFrame:
+    """Predict ``audio_path`` (streamed, ``file_frames``) and write to ``out`` (a path or a text
+    stream) what its name asks for (``output_kind``); returns the table written (frames or
+    notes)."""
     predictor = _predictor(checkpoint, threshold, batch_size, device)
-    audio = read_audio(audio_path, predictor.model.cfg.sample_rate, nonfinite)
-    frames = predict_frames(predictor, audio, hop, stamp)
+    frames = file_frames(predictor, audio_path, hop, stamp, nonfinite, block_s)
     kind = output_kind(out)
     if kind == "frames":
         write_csv(frames, out)
