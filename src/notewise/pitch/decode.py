@@ -64,9 +64,10 @@ def decode(conf_logits: torch.Tensor, energy_logits: torch.Tensor, bin_to_freq,
     energy = torch.softmax(energy_logits.float(), dim=-1)
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=confidence.device)
     window, peak_bin = find_peaks(confidence, threshold).nonzero(as_tuple=True)
-    mass = _span_sums(confidence, window, peak_bin, radius, torch.ones_like(offsets))
+    ones = torch.ones_like(offsets)
+    mass = _span_sums(confidence, window, peak_bin, radius, ones)
     moment = _span_sums(confidence, window, peak_bin, radius, offsets)
-    share = _span_sums(energy, window, peak_bin, radius, torch.ones_like(offsets))
+    share = _span_sums(energy, window, peak_bin, radius, ones)
     bins = peak_bin.double() + (moment / mass).double()
     return DecodedNotes(
         window=window.cpu().numpy(),

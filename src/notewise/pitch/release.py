@@ -9,10 +9,9 @@ the held-out SoundFont is installed, the real-instrument table beside basic-pitc
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from notewise.atomicio import atomic_path, atomic_write_json
+from notewise.atomicio import atomic_copy, atomic_write_json
 
 from .model import CONFIG_FILE
 
@@ -38,11 +37,6 @@ def release_evaluation() -> dict:
     return json.loads((RELEASE_DIR / EVALUATION_FILE).read_text())
 
 
-def _copy(source: Path, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-
-
 def package_release(model_dir, scores, summary, out_dir, recipe: dict,
                     real_eval=None) -> dict:
     """Copy ``model_dir``'s checkpoint and config into ``out_dir`` with ``evaluation.json``."""
@@ -58,7 +52,7 @@ def package_release(model_dir, scores, summary, out_dir, recipe: dict,
         "real_eval": (pd.read_csv(real_eval).to_dict(orient="records")
                       if real_eval else None),
     }
-    _copy(model_dir / MODEL_FILE, out_dir / MODEL_FILE)
-    _copy(model_dir / CONFIG_FILE, out_dir / CONFIG_FILE)
+    atomic_copy(model_dir / MODEL_FILE, out_dir / MODEL_FILE)
+    atomic_copy(model_dir / CONFIG_FILE, out_dir / CONFIG_FILE)
     atomic_write_json(out_dir / EVALUATION_FILE, evaluation)
     return evaluation
