@@ -57,6 +57,36 @@ def test_front_end_ignores_phase_window_position_and_level():
         assert torch.allclose(other[0, 1, lobe], ref[0, 1, lobe], atol=1e-3)
 
 
+@pytest.mark.parametrize("cfg", [SMALL, STRIDED], ids=["stride1", "stride8"])
+def test_grid_db_is_cubic_interpolation_maxed_with_the_fft_samples_nearest_each_point(cfg):
+    """The front end's gathers against the definition, in NumPy: Catmull-Rom at each grid
+    point's FFT position, then the maximum with every FFT sample pooled into that point."""
+    front = PitchModel(cfg).frontend
+    waves = torch.randn(3, 1, 4096)
+    x = waves.reshape(3, -1).double().numpy()
+    x = x / np.sqrt((x**2).mean(axis=1, keepdims=True))
+    hann = front.hann.double().numpy()
+    power = np.abs(np.fft.rfft(x * hann, n=front.n_fft)) ** 2 * 4 / hann.sum() ** 2
+    db = 10 * np.log10(np.maximum(power, 1e-12))
+    index, weights = front.interp_index.numpy(), front.interp_weights.double().numpy()
+    want = sum(db[:, index[k]] * weights[k] for k in range(4))
+    for point, members in zip(front.pool_grid_index.numpy(), front.pool_fft_index.numpy().T):
+        want[:, point] = np.maximum(want[:, point], db[:, members].max(axis=1))
+    assert len(front.pool_grid_index) > 100  # the high octaves are pooled
+    np.testing.assert_allclose(front.grid_db(waves).numpy(), want, atol=2e-3)
+
+
+def test_pool_table_lists_every_member_of_each_grid_point():
+    from notewise.pitch.model import pool_table
+
+    grid = np.array([5, 3, 5, 5, 4, 3])
+    pooled, members = pool_table(grid, np.arange(10, 16))
+    assert pooled.tolist() == [3, 4, 5]
+    assert members.shape == (3, 3)
+    for point, column in zip(pooled, members.T):
+        assert set(column) == set(10 + np.flatnonzero(grid == point))
+
+
 def test_silence_gives_the_floor_not_nan():
     for cfg in (SMALL, STRIDED):
         for level in PitchModel(cfg).frontend(torch.zeros(2, 1, 4096)):

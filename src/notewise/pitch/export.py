@@ -5,8 +5,8 @@
 ``.pt``, ``.ts``, ``.torchscript``: TorchScript). Both files take ``waveform`` ``[batch, 1,
 window]`` float32 (any batch size) and give ``confidence_logits`` and ``energy_logits``
 ``[batch, n_bins]``, the whole model including its fixed front end (the zero-padded FFT is an
-ONNX ``DFT`` node, the max-pooling onto the log grid a ``ScatterElements`` with ``reduction=max``,
-hence opset 18 at least). Decoding (peaks, f0, energy share: ``notewise.pitch.decode``) is not
+ONNX ``DFT`` node, the max-pooling onto the log grid gathers, ``Max`` and a ``ScatterND``;
+opset 18 at least: torch's exporter writes 18, and its conversion down to 17 fails on this graph). Decoding (peaks, f0, energy share: ``notewise.pitch.decode``) is not
 part of the file.
 
 The model config (``PitchModelConfig.to_dict()``, JSON: window, sample rate, bin layout) travels
@@ -40,7 +40,7 @@ INPUT_NAME = "waveform"
 OUTPUT_NAMES = ("confidence_logits", "energy_logits")
 CONFIG_KEY = "notewise.pitch_model_config"  # ONNX metadata_props: the config as JSON
 IO_KEY = "notewise.io"  # ONNX metadata_props: what the input and outputs are
-MIN_OPSET = 18  # ScatterElements reduction="max" (the front end's pooling) is opset 18
+MIN_OPSET = 18  # torch's exporter writes 18; converting the graph down to 17 fails
 DEFAULT_OPSET = 18
 # The check before the rename: max |exported - PyTorch| over the logits. float32 FFTs of
 # window * fft_oversample points (8192 by default) in two libraries differ by ~1e-7 of the
@@ -198,7 +198,8 @@ def export_onnx(model_or_checkpoint, path, *, opset: int = DEFAULT_OPSET,
     """
     if int(opset) < MIN_OPSET:
         raise ValueError(f"ONNX opset {opset} is too old for the pitch model: its front end's"
-                         f" ScatterElements with reduction=max needs opset {MIN_OPSET} or newer")
+                         f" graph needs opset {MIN_OPSET} or newer (torch's exporter cannot convert it to an"
+                         f" older one)")
     try:
         import onnx  # noqa: F401  (both needed by torch's exporter)
         import onnxscript  # noqa: F401
