@@ -41,7 +41,8 @@ import torch
 from notewise.music.corpus import MusicCorpus
 from notewise.synth.timbres import TimbreLibrary
 from notewise.pitch.alignment import (best_stamp, clip_estimates, label_truth,
-                                      music_label_notes, render_music_clip, stamp_scores)
+                                      music_label_notes, render_music_clip, soundfont_clip,
+                                      stamp_scores)
 from notewise.pitch.inference import Predictor
 from notewise.pitch.real_eval import real_eval_settings
 
@@ -81,6 +82,26 @@ def test_figure(args, stamps, results: Path) -> None:
                   f"  {r['f1']:9.4f}  {r['accuracy']:9.4f}")
 
 
+def soundfont_estimates(predictor, corpus, pieces, clip_s: float, hop: int) -> dict:
+    """``clip_estimates`` of ``pieces`` through the training SoundFont (TimGM6mb), one clip per
+    real_eval instrument and texture, keyed ``("soundfont", texture, piece, instrument)``: a
+    validation set with the release tails of sampled instruments."""
+    from notewise.music.checks import default_soundfont_path
+    from notewise.music.soundfont import NoteRenderer
+
+    settings = real_eval_settings({})
+    rate = int(predictor.model.cfg.sample_rate)
+    renderer = NoteRenderer(default_soundfont_path(), rate)
+    out = {}
+    for piece in pieces:
+        for texture in ("mono", "poly"):
+            for instrument, program in settings["instruments"].items():
+                clip = soundfont_clip(renderer, rate, corpus, piece, program, clip_s, texture,
+                                      settings["release_tail_s"])
+                out["soundfont", texture, piece, instrument] = clip_estimates(predictor, clip, hop)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="a built workflow's results/")
@@ -90,6 +111,9 @@ def main() -> None:
     parser.add_argument("--clip-s", type=float, default=10.0)
     parser.add_argument("--hop", type=int, default=147, help="samples between decoded windows")
     parser.add_argument("--checkpoint", help="default: RESULTS/models/pitch/model.pth")
+    parser.add_argument("--soundfont-pieces", type=int, default=0,
+                        help="also this many val pieces after the test pieces through the"
+                             " training SoundFont, per real_eval instrument, mono and poly")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--real-eval", action="store_true", help="also print the TEST figure")
     parser.add_argument("--test-stamps", type=float, nargs="*",
@@ -138,16 +162,25 @@ def main() -> None:
                 clip = render_music_clip(spec, corpus, piece, timbres, args.clip_s, texture,
                                          augment=draw)
                 estimates[render, texture, piece] = clip_estimates(predictor, clip, args.hop)
+    estimates.update(soundfont_estimates(predictor, corpus, pieces[:args.soundfont_pieces],
+                                         args.clip_s, args.hop))
     everything = stamp_scores(list(estimates.values()))
     table = everything[["p", "precision", "recall", "f1", "accuracy"]].copy()
-    for i, name in ((0, "dry"), (0, "augmented"), (1, "mono"), (1, "poly")):
-        subset = [e for key, e in estimates.items() if key[i] == name]
+    subsets = [(0, "dry"), (0, "augmented"), (1, "mono"), (1, "poly")]
+    if args.soundfont_pieces:
+        subsets += [(0, "soundfont"), (0, "timbres")]
+    for i, name in subsets:
+        subset = [e for key, e in estimates.items()
+                  if key[i] == name or (name == "timbres" and key[0] != "soundfont")]
         table[f"{name[:3]}_f1"] = stamp_scores(subset)["f1"]
     chosen = best_stamp(everything)
     print(f"\n2. Model vs stamp: {args.checkpoint}, threshold {predictor.threshold}, on"
           f" {len(pieces)} pieces x mono/poly x dry/augmented x {args.clip_s:g} s of"
           f" {args.dataset}'s split, windows every {args.hop} samples, mir_eval.multipitch pooled over"
-          f" {int(everything['frames'].iloc[0])} frames ({time.perf_counter() - t0:.0f} s)")
+          f" {int(everything['frames'].iloc[0])} frames ({time.perf_counter() - t0:.0f} s)"
+          + (f"; and the first {args.soundfont_pieces} of those pieces through the training"
+             f" SoundFont per real_eval instrument, mono and poly (sou_f1; tim_f1: the rest)"
+             if args.soundfont_pieces else ""))
     print(fmt(table, list(table.columns)))
     for p in sorted({0.5, 1.0, chosen}):
         r = everything[np.isclose(everything["p"], p)].iloc[0]

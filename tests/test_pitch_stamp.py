@@ -99,7 +99,7 @@ def test_one_stamp_default_the_schemas(tmp_path):
     from notewise.pitch import commands
     from notewise.pitch.settings import pitch_settings
 
-    assert default_stamp() == pitch_settings({})["decode"]["stamp"] == 0.59375  # measured
+    assert default_stamp() == pitch_settings({})["decode"]["stamp"] == 0.375  # measured
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers(dest="command"))
     assert parser.parse_args(["predict", "x.wav"]).stamp is None  # None: the schema's

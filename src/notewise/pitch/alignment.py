@@ -219,6 +219,24 @@ def render_music_clip(spec: dict, corpus, piece: int, timbres, clip_s: float = 1
                      np.minimum(ctx.end[idx] - origin, length) / sr, whole.freq.copy())
 
 
+def soundfont_clip(renderer, sample_rate: int, corpus, piece: int, program: int,
+                   clip_s: float = 10.0, texture: str = "poly", tail_s: float = 2.0) -> MusicClip:
+    """``clip_s`` seconds of ``piece`` through a SoundFont ``renderer`` (a ``NoteRenderer`` at
+    ``sample_rate``), as the
+    real-instrument evaluation renders its clips (``real_eval.clip_notes``, ``render_clip``):
+    release tails ring past the key releases, which the reference ends at."""
+    from notewise.synth.bins import midi_to_hz
+
+    from .real_eval import clip_notes, render_clip
+
+    notes = clip_notes(corpus, piece, texture, clip_s)
+    sr = int(sample_rate)
+    audio = render_clip(renderer, notes, program, clip_s, sr, tail_s)
+    name = f"{corpus.names[piece]}:{texture}:program{program}"
+    return MusicClip(name, audio, sr, notes["start"], notes["end"],
+                     np.asarray(midi_to_hz(notes["pitch"]), np.float64))
+
+
 # --------------------------------------------------------------------------- model vs stamp
 
 

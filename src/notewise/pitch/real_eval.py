@@ -100,9 +100,13 @@ def check_held_out(config: dict) -> None:
                               f" {name}'s SoundFont; the evaluation's must be held out")
 
 
-def clip_names(settings: dict) -> list[str]:
-    return [f"{piece:02d}_{instrument}_{texture}" for piece in range(settings["pieces"])
-            for instrument in settings["instruments"] for texture in TEXTURES]
+def clip_names(settings: dict, first_piece: int = 0,
+               textures: tuple[str, ...] = TEXTURES) -> list[str]:
+    """``PP_instrument_texture`` for pieces ``first_piece ...`` (``settings["pieces"]`` of them);
+    the evaluation's are the first (``bench/bench_rpa.py --validation`` renders later ones)."""
+    pieces = range(first_piece, first_piece + settings["pieces"])
+    return [f"{piece:02d}_{instrument}_{texture}" for piece in pieces
+            for instrument in settings["instruments"] for texture in textures]
 
 
 # --------------------------------------------------------------------------- rendering
@@ -199,23 +203,25 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def render_clips(notes_file, soundfont, settings: dict, out_dir, training_notes=(),
-                 sample_rate: int = 44100) -> dict:
-    """Step 1 (module docstring): WAVs, references and ``manifest.json`` under ``out_dir``."""
+                 sample_rate: int = 44100, names: list[str] | None = None) -> dict:
+    """Step 1 (module docstring): WAVs, references and ``manifest.json`` under ``out_dir``; the
+    clips ``names`` (default: ``clip_names(settings)``)."""
     from notewise.atomicio import atomic_write_text
     from notewise.music.corpus import load_corpus
     from notewise.music.soundfont import NoteRenderer
 
     corpus = load_corpus(notes_file)
     check_disjoint(corpus, training_notes)
-    if len(corpus) < settings["pieces"]:
-        raise ValueError(f"{notes_file}: {len(corpus)} pieces, real_eval.pieces asks for"
-                         f" {settings['pieces']}")
+    names = clip_names(settings) if names is None else names
+    wanted = 1 + max((int(name.split("_", 1)[0]) for name in names), default=-1)
+    if len(corpus) < wanted:
+        raise ValueError(f"{notes_file}: {len(corpus)} pieces, the clips ask for {wanted}")
     renderer = NoteRenderer(soundfont, sample_rate)
     renderer.check_programs(settings["instruments"].values())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"soundfont": str(soundfont), "notes": str(notes_file), "clips": {}}
-    for name in clip_names(settings):
+    for name in names:
         piece, instrument, texture = name.split("_", 2)
         program = int(settings["instruments"][instrument])
         notes = clip_notes(corpus, int(piece), texture, settings["clip_s"])
