@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from notewise import kinds
-from notewise.config import canonical_json, fill_defaults, load_schema
+from notewise.config import canonical_json, kind_settings, section_settings
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.music.corpus import NOTES_FILE
 from notewise.pitch.settings import code_hash, pitch_settings
@@ -167,7 +167,7 @@ def midi_spec(*sections):
 
 #: The matrix rules rerun when the code that trains or scores their models changes.
 MATRIX_CODE = code_hash("matrix")
-MATRIX = fill_defaults(load_schema()["properties"]["music_matrix"], config.get("music_matrix", {}))
+MATRIX = section_settings(config, "music_matrix")
 MATRIX_MODELS = list(MATRIX["models"])
 
 
@@ -177,8 +177,7 @@ wildcard_constraints:
 
 def corpus_settings(dataset):
     """A music dataset's settings with its kind's schema defaults (corpus, split, val_percent)."""
-    ds = config["datasets"][dataset]
-    return fill_defaults(load_schema()["$defs"][ds["kind"]], ds)
+    return kind_settings(config["datasets"][dataset])
 
 
 def music_notes_input(dataset):
@@ -199,7 +198,7 @@ def matrix_dataset_dirs(names):
 
 MATRIX_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
                               "pitch_model": config.get("pitch_model", {}),
-                              "music_matrix": MATRIX})
+                              "mixture": MATRIX})
 MATRIX_EVAL_NAMES = list(MATRIX["eval"])
 
 
@@ -242,11 +241,11 @@ PITCH_POLY_DIR = pitch_dataset(PITCH["evaluate"]["polyphonic_dataset"])
 
 # The released pitch model (rules/release.smk): the `pitch_release:` section with its defaults.
 
-RELEASE = fill_defaults(load_schema()["properties"]["pitch_release"], config.get("pitch_release", {}))
-#: The matrix trainer's spec, the release's recipe where a matrix model's would be.
+RELEASE = section_settings(config, "pitch_release")
+#: The mixture trainer's spec (music-matrix-train/-evaluate), with the release's recipe.
 RELEASE_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
                                "pitch_model": config.get("pitch_model", {}),
-                               "music_matrix": RELEASE})
+                               "mixture": RELEASE})
 #: The released model's training settings: pitch_model.train under pitch_release.train.
 RELEASE_TRAIN = {**PITCH["train"], **RELEASE["train"]}
 RELEASE_DIR = "results/release/pitch"

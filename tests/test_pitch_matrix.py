@@ -31,7 +31,7 @@ def test_evenly_spaced_covers_the_whole_set():
 
 def test_matrix_settings_override_the_pitch_model():
     spec = {"pitch_model": {"train": {"epochs": 9, "lr": 0.01}},
-            "music_matrix": {"train": {"epochs": 1}, "model": {"width": 8}}}
+            "mixture": {"train": {"epochs": 1}, "model": {"width": 8}}}
     settings = matrix_settings(spec)
     assert settings["train"]["epochs"] == 1 and settings["train"]["lr"] == 0.01
     assert settings["model"]["width"] == 8 and settings["bins"]["n_bins"] == 2048

@@ -44,6 +44,12 @@ def fill_defaults(schema: dict, value: Any) -> Any:
     return out
 
 
+def section_settings(config: dict, section: str) -> dict:
+    """``config[section]`` with every default of the schema's top-level ``section`` filled in,
+    nested ones too: the one place a section's settings are completed."""
+    return fill_defaults(load_schema()["properties"][section], config.get(section) or {})
+
+
 def _property_defaults(properties: dict) -> dict:
     return {key: sub["default"] for key, sub in properties.items() if "default" in sub}
 

@@ -29,10 +29,11 @@ def music_notes(args: argparse.Namespace) -> None:
 
 def matrix_settings(spec: dict) -> dict:
     """Pitch settings (``pitch_settings``) of a matrix spec: the workflow's ``pitch_model``
-    with ``music_matrix.model`` / ``train`` overriding its sections."""
+    with the spec's ``mixture.model`` / ``train`` (a matrix model's or the release's recipe:
+    ``music_matrix`` or ``pitch_release``) overriding its sections."""
     from notewise.pitch.settings import pitch_settings
 
-    matrix = spec.get("music_matrix", {})
+    matrix = spec.get("mixture", {})
     pitch = dict(spec.get("pitch_model", {}))
     for section in ("model", "train"):
         pitch[section] = {**pitch.get(section, {}), **matrix.get(section, {})}
@@ -45,7 +46,7 @@ def matrix_train(args: argparse.Namespace) -> None:
 
     spec = _json(args.spec)
     history = train_matrix_model(matrix_settings(spec), args.train,
-                                 spec["music_matrix"]["train_windows"], args.output)
+                                 spec["mixture"]["train_windows"], args.output)
     log.info("trained %d epochs; last: %s", len(history), history[-1] if history else None)
 
 
@@ -55,7 +56,7 @@ def matrix_evaluate(args: argparse.Namespace) -> None:
     spec = _json(args.spec)
     eval_dirs = dict(zip(args.names, args.datasets))
     rows = evaluate_matrix_model(matrix_settings(spec), args.checkpoint, eval_dirs,
-                                 spec["music_matrix"]["max_windows"], args.output)
+                                 spec["mixture"]["max_windows"], args.output)
     log.info("%s", rows)
 
 
@@ -75,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="notes.npz")
     p.set_defaults(func=music_notes)
 
-    spec_help = "JSON ({'audio','bins','pitch_model','music_matrix'}) or @file"
+    spec_help = "JSON ({'audio','bins','pitch_model','mixture'}) or @file"
     p = subparsers.add_parser("music-matrix-train", help="train one model of the pitch matrix")
     p.add_argument("--spec", required=True, help=spec_help)
     p.add_argument("--train", nargs="+", required=True, help="dataset directories")

@@ -44,9 +44,9 @@ SYSTEMS = ("notewise", "basic_pitch_frames", "basic_pitch_notes")
 
 
 def real_eval_settings(config: dict) -> dict:
-    from notewise.config import fill_defaults, load_schema
+    from notewise.config import section_settings
 
-    return fill_defaults(load_schema()["properties"]["real_eval"], config.get("real_eval", {}))
+    return section_settings(config, "real_eval")
 
 
 def held_out_soundfont(settings: dict) -> Path | None:
@@ -64,14 +64,12 @@ def skip_message() -> str:
 def training_datasets(config: dict) -> list[str]:
     """Datasets some model trains on: the pitch model's training set, the matrix models' and
     the released model's."""
-    from notewise.config import fill_defaults, load_schema
+    from notewise.config import section_settings
 
-    schema = load_schema()["properties"]
     names = [config.get("pitch_model", {}).get("train", {}).get("dataset", "train")]
-    matrix = fill_defaults(schema["music_matrix"], config.get("music_matrix", {}))
-    for datasets in matrix["models"].values():
+    for datasets in section_settings(config, "music_matrix")["models"].values():
         names.extend(datasets)
-    names.extend(fill_defaults(schema["pitch_release"], config.get("pitch_release", {}))["datasets"])
+    names.extend(section_settings(config, "pitch_release")["datasets"])
     return sorted(set(names))
 
 

@@ -20,13 +20,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from notewise.config import fill_defaults, load_schema
+from notewise.config import section_settings
 from notewise.workflow.specs import shard_plan
 
 
 def compute_settings(config: dict) -> dict:
     """The ``compute`` section of ``config`` with every default."""
-    return fill_defaults(load_schema()["properties"]["compute"], config.get("compute") or {})
+    return section_settings(config, "compute")
 
 
 def shard_count(config: dict, dataset: str, shard: int) -> int:
