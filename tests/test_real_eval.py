@@ -101,6 +101,38 @@ def test_rendering_is_deterministic(clips, tmp_path):
         assert again == (clips / "audio" / f"{name}.wav").read_bytes()
 
 
+def test_later_pieces_render_under_their_own_names(clips, tmp_path):
+    names = real_eval.clip_names({**SETTINGS, "pieces": 1}, first_piece=1, textures=("mono",))
+    assert names == ["01_piano_mono", "01_flute_mono"]
+    manifest = real_eval.render_clips(clips / "eval.npz", default_soundfont_path(), SETTINGS,
+                                      tmp_path, names=names)
+    assert sorted(manifest["clips"]) == sorted(names)
+    assert {c["piece"] for c in manifest["clips"].values()} == {"val/b.mid"}
+    for name in names:  # the same clip as the full render's
+        assert (tmp_path / f"{name}.wav").read_bytes() == \
+            (clips / "audio" / f"{name}.wav").read_bytes()
+    with pytest.raises(ValueError, match="2 pieces, the clips ask for 3"):
+        real_eval.render_clips(clips / "eval.npz", default_soundfont_path(), SETTINGS,
+                               tmp_path / "more", names=["02_piano_mono"])
+
+
+def test_a_soundfont_clip_is_the_evaluations_clip_with_its_reference(clips):
+    from scipy.io import wavfile
+
+    from notewise.music.soundfont import NoteRenderer
+    from notewise.pitch.alignment import soundfont_clip
+
+    corpus = MusicCorpus.load(clips / "eval.npz")
+    clip = soundfont_clip(NoteRenderer(default_soundfont_path(), 44100), 44100, corpus, 0, 0,
+                          SETTINGS["clip_s"], "poly", SETTINGS["release_tail_s"])
+    _, audio = wavfile.read(clips / "audio" / "00_piano_poly.wav")
+    np.testing.assert_array_equal(clip.audio, audio)
+    times, freqs = clip.reference_frames()
+    ref_times, ref = real_eval.read_frames(clips / "audio" / "00_piano_poly.ref.txt")
+    np.testing.assert_allclose(times, ref_times)
+    assert all(np.allclose(a, b, rtol=1e-5) for a, b in zip(freqs, ref))
+
+
 def write_predict_csv(path, times, freqs):
     rows = ["time,f0_hz,confidence,energy_share"]
     rows += [f"{t:.2f},{f},0.9,0.5" for t, row in zip(times, freqs) for f in row]
