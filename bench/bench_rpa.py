@@ -11,7 +11,8 @@ one, at predict's defaults. Beside it, in the same run on the same clips where b
 installed: basic-pitch's most probable key per frame of its note posteriorgram (voiced where
 above its frame threshold, 0.3).
 
-``--validation``: the same on clips to choose settings on, never the test's: the ``--pieces``
+``--pick``: how notewise's note of a frame is chosen (``PICKS``; ``any``: the share of frames
+where some detected note is right, the bound for any ranking). ``--validation``: the same on clips to choose settings on, never the test's: the ``--pieces``
 val-split pieces after the evaluation's (``real_eval.pieces``) through the training SoundFont
 (TimGM6mb), the same instruments, rendered once into ``--validation-dir`` from the evaluation's
 notes (``results/real_eval/notes.npz``).
@@ -32,11 +33,37 @@ from notewise.pitch.real_eval import read_frames
 from notewise.pitch.release import release_checkpoint
 
 
-def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 441) -> np.ndarray:
-    """The f0 of the most confident note of each 10 ms frame (0: none)."""
-    frames = predict_frames(predictor, read_audio(wav, predictor.model.cfg.sample_rate), hop)
-    best = frames.sort_values("confidence").groupby("time").tail(1)
-    rows = np.rint(best["time"].to_numpy() * predictor.model.cfg.sample_rate / hop).astype(int)
+#: How a frame's melody note is picked from its detected notes (``--pick``): ``confidence`` is
+#: predict's ranking; the others are alternatives to compare on the validation clips.
+PICKS = ("confidence", "energy", "lowest")
+LOWEST_SHARE = 0.9  # "lowest": the lowest note within this share of the frame's top confidence
+
+
+def pick_notes(frames, pick: str):
+    """One row per frame time: the note ``pick`` chooses (``PICKS``)."""
+    if pick == "lowest":
+        top = frames.groupby("time")["confidence"].transform("max")
+        frames = frames[frames["confidence"] >= LOWEST_SHARE * top]
+        return frames.sort_values("f0_hz").groupby("time").head(1)
+    key = {"confidence": "confidence", "energy": "energy_share"}[pick]
+    return frames.sort_values(key).groupby("time").tail(1)
+
+
+def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 441,
+                    pick: str = "confidence", melody: np.ndarray | None = None) -> np.ndarray:
+    """The f0 of the note ``pick`` chooses in each 10 ms frame (0: none). ``pick="any"`` with the
+    reference ``melody``: its f0 wherever any detected note is within 50 cents of it (an upper
+    bound on what a ranking of the detected notes can reach)."""
+    rate = predictor.model.cfg.sample_rate
+    frames = predict_frames(predictor, read_audio(wav, rate), hop)
+    rows = np.rint(frames["time"].to_numpy() * rate / hop).astype(int)
+    if pick == "any":
+        inside = rows < n_frames
+        rows, f0 = rows[inside], frames["f0_hz"].to_numpy()[inside]
+        hit = rpa_hits(melody[rows], f0)
+        return on_frames(rows[hit], melody[rows[hit]], n_frames)
+    best = pick_notes(frames, pick)
+    rows = np.rint(best["time"].to_numpy() * rate / hop).astype(int)
     return on_frames(rows, best["f0_hz"].to_numpy(), n_frames)
 
 
@@ -62,12 +89,17 @@ def on_frames(rows: np.ndarray, f0: np.ndarray, n_frames: int) -> np.ndarray:
     return est
 
 
-def rpa_counts(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
-    """(correct, voiced) reference frames: an estimate within 50 cents of a voiced frame."""
+def rpa_hits(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """Voiced reference frames with an estimate within 50 cents."""
     voiced = melody > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         cents = np.abs(1200 * np.log2(est / np.where(voiced, melody, 1.0)))
-    return np.array([(voiced & (est > 0) & (cents <= 50)).sum(), voiced.sum()])
+    return voiced & (est > 0) & (cents <= 50)
+
+
+def rpa_counts(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """(correct, voiced) reference frames."""
+    return np.array([rpa_hits(melody, est).sum(), (melody > 0).sum()])
 
 
 def validation_clips(notes: Path, out_dir: Path, pieces: int) -> Path:
@@ -92,6 +124,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--pieces", type=int, default=16, help="validation pieces")
     parser.add_argument("--notes", default="results/real_eval/notes.npz")
     parser.add_argument("--validation-dir", default="results/real_eval/validation_audio")
+    parser.add_argument("--pick", choices=PICKS + ("any",), default="confidence",
+                        help="how notewise's melody note is picked (PICKS; any: the upper bound)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     audio = Path(args.audio_dir)
@@ -99,10 +133,11 @@ def main(argv=None) -> dict:
         audio = validation_clips(Path(args.notes), Path(args.validation_dir), args.pieces)
     manifest = json.loads((audio / "manifest.json").read_text())
     predictor = Predictor.load(args.checkpoint or release_checkpoint(), device="cpu")
-    systems = {"notewise": lambda wav, n: notewise_melody(predictor, wav, n)}
+    systems = {"notewise": lambda wav, ref: notewise_melody(predictor, wav, len(ref),
+                                                            pick=args.pick, melody=ref)}
     if basic_pitch_problem() is None:
         peer = BasicPitch()
-        systems["basic_pitch"] = lambda wav, n: basic_pitch_melody(peer, wav, n)
+        systems["basic_pitch"] = lambda wav, ref: basic_pitch_melody(peer, wav, len(ref))
     else:
         print(basic_pitch_problem())
     counts = {system: {} for system in systems}
@@ -112,14 +147,15 @@ def main(argv=None) -> dict:
         _, ref = read_frames(audio / f"{name}.ref.txt")
         melody = np.array([f[0] if len(f) else 0.0 for f in ref])
         for system, estimate in systems.items():
-            got = rpa_counts(melody, estimate(audio / f"{name}.wav", len(melody)))
+            got = rpa_counts(melody, estimate(audio / f"{name}.wav", melody))
             per = counts[system]
             per[clip["instrument"]] = per.get(clip["instrument"], 0) + got
     result = {}
     for system, per in counts.items():
         per = {**dict(sorted(per.items())), "all": sum(per.values())}
         result[system] = {k: float(c[0] / c[1]) for k, c in per.items()}
-    print(f"mono raw pitch accuracy ({audio}): " + "  ".join(systems))
+    print(f"mono raw pitch accuracy ({audio}; notewise pick {args.pick}): "
+          + "  ".join(systems))
     for key in result["notewise"]:
         print(f"  {key:>8}: " + "  ".join(f"{result[s][key]:.3f}" for s in systems))
     return result
