@@ -51,7 +51,8 @@ def test_a_new_module_in_a_hashed_folder_changes_the_hash(package):
 
 
 @pytest.mark.parametrize("relative", ["loading/reader.py", "pitch/model.py", "midi/model.py",
-                                      "cli.py", "workflow/resources.py"])
+                                      "cli.py", "workflow/resources.py",
+                                      "pitch/matrix_commands.py"])
 def test_reader_model_and_cli_edits_change_no_shard_hash(package, relative):
     before = _shard_hashes(package)
     _edit(package, relative)
@@ -75,6 +76,16 @@ def test_timbre_and_notes_hashes_follow_their_folders(package):
     timbres = timbre_code_hash(package)
     _edit(package, "loading/reader.py")
     assert timbre_code_hash(package) == timbres
+
+
+def test_the_mixture_trainers_commands_are_in_the_matrix_hash(package):
+    """The matrix and release rules rerun when the code that turns their spec into settings
+    changes (it lived in music/, which no training hash covered)."""
+    from notewise.pitch.settings import CODE
+
+    before = source_hash(CODE["matrix"], package)
+    _edit(package, "pitch/matrix_commands.py")
+    assert source_hash(CODE["matrix"], package) != before
 
 
 def test_a_missing_folder_is_an_error(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from notewise.music.commands import matrix_settings
+from notewise.pitch.matrix_commands import matrix_settings
 from notewise.pitch.matrix import ConcatSource, assemble_matrix, evenly_spaced
 from notewise.pitch.train import ArraySource
 

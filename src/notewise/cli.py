@@ -12,7 +12,8 @@ import logging
 import sys
 
 DOMAINS = ("notewise.synth.commands", "notewise.store.commands", "notewise.pitch.commands",
-           "notewise.midi.commands", "notewise.music.commands", "notewise.pitch.real_eval_commands")
+           "notewise.midi.commands", "notewise.music.commands", "notewise.pitch.matrix_commands",
+           "notewise.pitch.real_eval_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

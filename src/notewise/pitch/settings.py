@@ -50,7 +50,7 @@ CODE = {
     "evaluate": ("pitch/decode.py", "pitch/inference.py", "pitch/evaluate.py"),
     "plots": ("pitch/plots.py",),
 }
-CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py",)
+CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py", "pitch/matrix_commands.py")
 CODE["real_eval"] = ("pitch/real_eval.py", "pitch/peers.py", "music")
 #: ``notewise predict`` and what it loads (model, decoding, notes, export): the whole package.
 CODE["predict"] = ("pitch",)
