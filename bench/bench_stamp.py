@@ -1,7 +1,8 @@
 """Where in the window a window's notes are: label truth and model F1 against the stamp position.
 
     .venv/bin/python bench/bench_stamp.py [--results results] [--windows 2048] [--pieces 10]
-        [--clip-s 10] [--hop 147] [--checkpoint results/models/pitch/model.pth] [--real-eval]
+        [--clip-s 10] [--hop 147] [--checkpoint results/models/pitch/model.pth]
+        [--soundfont-pieces 10] [--real-eval]
 
 Reads a built workflow's ``results/``: the ``music_val`` dataset's generation settings and note
 corpus (the Bach *val* split), the timbre library and the trained pitch model. The first
@@ -22,6 +23,10 @@ every measurement here leaves them out.
    ``mir_eval.multipitch`` (10 ms, 50 cents) against the keys down, pooled over all the clips
    (``dry_f1``, ``aug_f1``, ``mon_f1``, ``pol_f1``: the subsets). The ``p`` of the best pooled F1
    is the measured default of ``pitch_model.decode.stamp``.
+   ``--soundfont-pieces N``: the first ``N`` of those pieces also through the training
+   SoundFont (TimGM6mb), once per ``real_eval`` instrument, mono and poly, rendered as the
+   real-instrument clips are (``alignment.soundfont_clip``: release tails ring past the key
+   releases); they join the pooled F1 (``sou_f1``: these clips, ``tim_f1``: the rest).
 3. ``--real-eval``: the TEST figure, printed once the choice is made and not used for it:
    ``notewise predict`` (``write_prediction``) on every clip of ``results/real_eval/audio`` at
    stamp 0.5 and at the chosen ``p`` (or ``--test-stamps``), scored by ``real_eval.score``.
@@ -166,12 +171,13 @@ def main() -> None:
                                          args.clip_s, args.hop))
     everything = stamp_scores(list(estimates.values()))
     table = everything[["p", "precision", "recall", "f1", "accuracy"]].copy()
-    subsets = [(0, "dry"), (0, "augmented"), (1, "mono"), (1, "poly")]
+    subsets = {"dry": lambda key: key[0] == "dry", "augmented": lambda key: key[0] == "augmented",
+               "mono": lambda key: key[1] == "mono", "poly": lambda key: key[1] == "poly"}
     if args.soundfont_pieces:
-        subsets += [(0, "soundfont"), (0, "timbres")]
-    for i, name in subsets:
-        subset = [e for key, e in estimates.items()
-                  if key[i] == name or (name == "timbres" and key[0] != "soundfont")]
+        subsets["soundfont"] = lambda key: key[0] == "soundfont"
+        subsets["timbres"] = lambda key: key[0] != "soundfont"
+    for name, chosen_by in subsets.items():
+        subset = [e for key, e in estimates.items() if chosen_by(key)]
         table[f"{name[:3]}_f1"] = stamp_scores(subset)["f1"]
     chosen = best_stamp(everything)
     print(f"\n2. Model vs stamp: {args.checkpoint}, threshold {predictor.threshold}, on"

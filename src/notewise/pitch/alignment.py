@@ -222,9 +222,8 @@ def render_music_clip(spec: dict, corpus, piece: int, timbres, clip_s: float = 1
 def soundfont_clip(renderer, sample_rate: int, corpus, piece: int, program: int,
                    clip_s: float = 10.0, texture: str = "poly", tail_s: float = 2.0) -> MusicClip:
     """``clip_s`` seconds of ``piece`` through a SoundFont ``renderer`` (a ``NoteRenderer`` at
-    ``sample_rate``), as the
-    real-instrument evaluation renders its clips (``real_eval.clip_notes``, ``render_clip``):
-    release tails ring past the key releases, which the reference ends at."""
+    ``sample_rate``), as the real-instrument evaluation renders its clips (``clip_notes``,
+    ``render_clip``): release tails ring past the key releases, where the reference ends."""
     from notewise.synth.bins import midi_to_hz
 
     from .real_eval import clip_notes, render_clip
