@@ -49,7 +49,7 @@ from notewise.pitch.alignment import (best_stamp, clip_estimates, label_truth,
                                       music_label_notes, render_music_clip, soundfont_clip,
                                       stamp_scores)
 from notewise.pitch.inference import Predictor
-from notewise.pitch.real_eval import real_eval_settings
+from notewise.pitch.real_eval import instruments_at_key, real_eval_settings
 
 #: Draw index of a clip's window-level augmentations (room, gain, noise): past every built window.
 AUGMENT_DRAWS = 10**9
@@ -97,10 +97,11 @@ def soundfont_estimates(predictor, corpus, pieces, clip_s: float, hop: int) -> d
     settings = real_eval_settings({})
     rate = int(predictor.model.cfg.sample_rate)
     renderer = NoteRenderer(default_soundfont_path(), rate)
+    instruments = instruments_at_key(renderer, settings["instruments"])
     out = {}
     for piece in pieces:
         for texture in ("mono", "poly"):
-            for instrument, program in settings["instruments"].items():
+            for instrument, program in instruments.items():
                 clip = soundfont_clip(renderer, rate, corpus, piece, program, clip_s, texture,
                                       settings["release_tail_s"])
                 out["soundfont", texture, piece, instrument] = clip_estimates(predictor, clip, hop)

@@ -171,3 +171,14 @@ def test_basic_pitch_hears_the_rendered_clip(clips):
     heard = np.concatenate([f for f in freqs if len(f)])
     assert np.any(np.abs(12 * np.log2(heard / midi_to_hz(72))) < 0.5)  # the top voice C5
     assert any(key == 72 for _, _, key, *_ in events)
+
+
+def test_validation_instruments_replace_a_preset_an_octave_below_its_key(capsys):
+    from notewise.music.soundfont import NoteRenderer
+
+    renderer = NoteRenderer(default_soundfont_path(), 16000)
+    kept = real_eval.instruments_at_key(renderer, {"piano": 0, "organ": 19, "choir": 16})
+    assert kept == {"piano": 0, "organ": real_eval.STAND_INS["organ"]}
+    said = capsys.readouterr().out
+    assert "organ (program 19) sounds an octave below its key; program 20 plays it" in said
+    assert "choir (program 16) sounds an octave below its key; left out" in said

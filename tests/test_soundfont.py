@@ -23,7 +23,7 @@ W = 4096
 SR = 44100
 SPEC = {"seed": 3, "dataset": "sf", "audio": {"sample_rate": SR, "window": W},
         "bins": {"n_bins": 2048, "f_min": 20.0, "f_max": 5000.0}, "labels": {"sigma_bins": 1.5},
-        "settings": {"kind": "soundfont_render", "programs": [0, 19, 40, 73]}}
+        "settings": {"kind": "soundfont_render", "programs": [0, 20, 40, 73]}}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_release_tails_ring_past_the_key_release_unlabelled(ctx):
 def test_note_signals_do_not_depend_on_what_was_rendered_before(ctx):
     renderer = soundfont.NoteRenderer(default_soundfont_path(), SR)
     first = renderer.render_note(40, 67, 0.5, 3000, 9000)
-    for program, key in ((0, 30), (19, 90), (73, 72)):
+    for program, key in ((0, 30), (20, 90), (73, 72)):
         renderer.render_note(program, key, 1.0, 20000, 25000)
     np.testing.assert_array_equal(renderer.render_note(40, 67, 0.5, 3000, 9000), first)
     renderer._cache.clear()
@@ -108,7 +108,7 @@ def test_deterministic_and_independent_of_the_range(corpus):
 
 def test_programs_are_drawn_per_voice_from_the_list(corpus):
     data = _range(corpus, 0, 64)
-    assert set(data.notes["note_timbre"].tolist()) <= {0, 19, 40, 73}
+    assert set(data.notes["note_timbre"].tolist()) <= {0, 20, 40, 73}
     assert len(set(data.notes["note_timbre"].tolist())) >= 2
 
 
@@ -151,6 +151,38 @@ def test_unloadable_soundfont_and_missing_program_name_the_file(tmp_path):
     renderer.has_program = lambda program, bank=0: program != 73
     with pytest.raises(SoundFontError, match=r"TimGM6mb.sf2.*\[73\]"):
         renderer.check_programs([0, 73])
+
+
+def test_a_preset_sounding_an_octave_below_its_key_is_refused():
+    """TimGM6mb's church organ (19) has a 16' rank: its f0/2 partial is within a few dB of the
+    strongest, so labels by key would be an octave high; its reed organ (20) sounds at its key."""
+    renderer = soundfont.NoteRenderer(default_soundfont_path(), SR)
+    assert renderer.octave_below_db(19) > soundfont.OCTAVE_BELOW_DB + 10
+    assert renderer.octave_below_db(20) < soundfont.OCTAVE_BELOW_DB - 30
+    assert not renderer.sounds_at_key(19) and renderer.sounds_at_key(0)
+    with pytest.raises(SoundFontError, match=r"TimGM6mb.sf2: GM programs 19 \(.\d+ dB\) sound an"
+                                             " octave below"):
+        renderer.check_programs([0, 19, 73])
+    renderer.check_programs([0, 20, 73])
+
+
+def test_the_octave_check_finds_a_synthetic_sub_octave():
+    """A preset stand-in whose note is the key's partials plus one at f0/2, at a chosen level."""
+    renderer = soundfont.NoteRenderer(default_soundfont_path(), SR)
+    t = np.arange(SR) / SR
+
+    def fake_note(level_db):
+        def render(program, key, velocity, held, length):
+            f0 = float(midi_to_hz(key))
+            tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+            return (tone + 10 ** (level_db / 20) * np.sin(np.pi * f0 * t)).astype(np.float32)
+        return render
+
+    for level_db in (-40.0, -25.0, -15.0, 0.0):
+        renderer._octave_below.clear()
+        renderer.render_note = fake_note(level_db)
+        assert renderer.octave_below_db(0) == pytest.approx(level_db, abs=1.5)
+        assert renderer.sounds_at_key(0) == (level_db < soundfont.OCTAVE_BELOW_DB)
 
 
 def test_generate_range_dispatches_the_kind(tmp_path, corpus):

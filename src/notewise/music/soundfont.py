@@ -51,6 +51,7 @@ from notewise.config import kind_settings
 from notewise.music.checks import SoundFontError, check_soundfont_file, soundfont_path
 from notewise.music.corpus import load_corpus, notes_path
 from notewise.music.render import corpus_windows, sounding_notes, start_of
+from notewise.synth.bins import midi_to_hz
 from notewise.synth.windows import ShardData, output_arrays
 from notewise.synth.labels import label_window_powers
 from notewise.synth.rng import randint
@@ -63,6 +64,14 @@ FLUSH_MAX_BLOCKS = 256
 #: ``TAIL_FLOOR`` (-80 dB re full scale), where they are cut.
 TAIL_BLOCK = 2048
 TAIL_FLOOR = 1e-4
+#: A preset *sounds an octave below its key* (a 16' rank, as TimGM6mb's church organ and the
+#: drawbar organs of both Debian SoundFonts) when, on one of ``OCTAVE_KEYS`` held a second, the
+#: spectrum half a semitone around f0/2 reaches ``OCTAVE_BELOW_DB`` re the strongest partial at
+#: or above the key. Its windows would be labelled an octave above their lowest pitch, and a
+#: model trained on them learns to skip an organ's lowest partial. Measured: such presets at
+#: -5 to +12 dB, every other default program and evaluation instrument at -30 dB or below.
+OCTAVE_KEYS = (48, 60, 72)
+OCTAVE_BELOW_DB = -20.0
 #: Counter-RNG draw of a voice's program (stream: the (dataset, piece) key, counter: the track).
 DRAW_PROGRAM = 0
 #: Draws of the dataset key: a run's piece (counter: the run), a sample's start (counter: it).
@@ -94,19 +103,52 @@ class NoteRenderer:
         except Exception as err:  # the binding raises RuntimeError/ValueError variants
             raise SoundFontError(f"SoundFont {path}: TinySoundFont cannot load it ({err})") from err
         self.path = path
+        self.sample_rate = int(sample_rate)
         self.font.set_output(tsf.OutputMode.Mono, int(sample_rate), float(gain_db))
         self._silence = np.zeros(FLUSH_BLOCK, np.float32)
         self._cache: OrderedDict = OrderedDict()
         self._cached_bytes = 0
+        self._octave_below: dict[int, float] = {}
 
     def has_program(self, program: int, bank: int = 0) -> bool:
         return self.font.get_preset_index(bank, int(program)) >= 0
 
     def check_programs(self, programs) -> None:
+        """Each program has a preset that sounds at its key (``octave_below_db``)."""
         missing = [int(p) for p in programs if not self.has_program(p)]
         if missing:
             raise SoundFontError(f"SoundFont {self.path}: no preset for GM programs {missing}"
                                  " (bank 0)")
+        low = {int(p): level for p in programs
+               if (level := self.octave_below_db(p)) > OCTAVE_BELOW_DB}
+        if low:
+            levels = ", ".join(f"{p} ({db:+.0f} dB)" for p, db in low.items())
+            raise SoundFontError(
+                f"SoundFont {self.path}: GM programs {levels} sound an octave below their key"
+                f" (the spectrum at f0/2, re the strongest partial, above {OCTAVE_BELOW_DB:.0f}"
+                " dB): labelled by key, they would teach the wrong octave; leave them out")
+
+    def sounds_at_key(self, program: int) -> bool:
+        return self.octave_below_db(program) <= OCTAVE_BELOW_DB
+
+    def octave_below_db(self, program: int) -> float:
+        """The loudest f0/2 level, dB re the strongest partial at or above the key, over
+        ``OCTAVE_KEYS`` held one second (the attack's first quarter second left out)."""
+        program = int(program)
+        if program not in self._octave_below:
+            self._octave_below[program] = max(self._key_octave_below_db(program, key)
+                                              for key in OCTAVE_KEYS)
+        return self._octave_below[program]
+
+    def _key_octave_below_db(self, program: int, key: int) -> float:
+        rate = self.sample_rate
+        signal = self.render_note(program, key, 0.8, rate, rate)[rate // 4:]
+        spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal)), 8 * len(signal)))
+        freqs = np.maximum(np.fft.rfftfreq(8 * len(signal), 1 / rate), 1e-9)
+        semitones = 12 * np.log2(freqs / float(midi_to_hz(key)))
+        strongest = max(spectrum[semitones >= -1].max(), 1e-12)
+        below = max(spectrum[np.abs(semitones + 12) <= 0.5].max(), 1e-12)
+        return float(20 * np.log10(below / strongest))
 
     def _render_into(self, buf: np.ndarray) -> None:
         if len(buf):

@@ -98,6 +98,30 @@ def check_held_out(config: dict) -> None:
                               f" {name}'s SoundFont; the evaluation's must be held out")
 
 
+#: Validation clips through the training SoundFont: an instrument whose preset there sounds an
+#: octave below its key plays this program instead (TimGM6mb's reed organ for its church organ).
+STAND_INS = {"organ": 20}
+
+
+def instruments_at_key(renderer, instruments: dict) -> dict:
+    """``instruments`` with each preset that sounds an octave below its key through
+    ``renderer``'s SoundFont (``NoteRenderer.sounds_at_key``) replaced by its ``STAND_INS``
+    program, or left out, saying which: the validation clips through the training SoundFont
+    use it (its church organ has a 16' rank, so its key is not its pitch)."""
+    kept = {}
+    for name, program in instruments.items():
+        if renderer.sounds_at_key(program):
+            kept[name] = program
+            continue
+        stand_in = STAND_INS.get(name)
+        usable = stand_in is not None and renderer.sounds_at_key(stand_in)
+        print(f"{renderer.path.name}: {name} (program {program}) sounds an octave below its key;"
+              + (f" program {stand_in} plays it" if usable else " left out"))
+        if usable:
+            kept[name] = stand_in
+    return kept
+
+
 def clip_names(settings: dict, first_piece: int = 0,
                textures: tuple[str, ...] = TEXTURES) -> list[str]:
     """``PP_instrument_texture`` for pieces ``first_piece ...`` (``settings["pieces"]`` of them);
