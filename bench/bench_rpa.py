@@ -42,12 +42,18 @@ LOWEST_SHARE = 0.9  # "lowest": the lowest note within this share of the frame's
 #: "latest": among the notes within this share of the frame's top confidence (chosen on the
 #: validation clips: 0.932 / 0.937 / 0.921 at 0.3 / 0.6 / 0.9; docs/pitch_model.md)
 LATEST_SHARE = 0.6
+#: "latest" drops a note this many semitones above another note of its frame: f0 ratios 3/2, 2,
+#: 3 and 4, where the upper note's partials are all (or every other one) partials of the lower.
+#: In a melody they are the lower note's partials heard as notes (on validation through a third
+#: SoundFont, FluidR3, the church organ: 0.18 with none, 0.58 with 12/19/24, 0.89 with 7 too).
+PARTIAL_INTERVALS = (7, 12, 19, 24)
 
 
 def latest_notes(frames, frame_s: float):
     """One row per frame time: of the note events (``frames_to_notes``, predict's defaults) that
-    sound in the frame within ``LATEST_SHARE`` of its top confidence, the one that started last
-    (a melody's new note over the previous one's release tail), the more confident on a tie."""
+    sound in the frame within ``LATEST_SHARE`` of its top confidence and are no partial of
+    another (``partial_notes``), the one that started last (a melody's new note over the
+    previous one's release tail), the more confident on a tie."""
     from notewise.pitch.notes import frames_to_notes, midi_pitch
 
     notes = frames_to_notes(frames, frame_s)
@@ -56,7 +62,17 @@ def latest_notes(frames, frame_s: float):
     joined = joined[(joined["onset"] <= joined["time"]) & (joined["time"] < joined["offset"])]
     top = joined.groupby("time")["confidence"].transform("max")
     joined = joined[joined["confidence"] >= LATEST_SHARE * top]
+    joined = joined[~partial_notes(joined)]
     return joined.sort_values(["onset", "confidence"]).groupby("time").tail(1)
+
+
+def partial_notes(joined):
+    """Rows ``PARTIAL_INTERVALS`` semitones above another row of the same frame time."""
+    pairs = joined[["time", "pitch"]].merge(joined[["time", "pitch"]], on="time",
+                                            suffixes=("", "_below"))
+    above = pairs[(pairs["pitch"] - pairs["pitch_below"]).isin(PARTIAL_INTERVALS)]
+    keys = set(zip(above["time"], above["pitch"]))
+    return np.array([key in keys for key in zip(joined["time"], joined["pitch"])], dtype=bool)
 
 
 def pick_notes(frames, pick: str, frame_s: float):
@@ -124,20 +140,25 @@ def rpa_counts(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
     return np.array([rpa_hits(melody, est).sum(), (melody > 0).sum()])
 
 
-def validation_clips(notes: Path, out_dir: Path, pieces: int) -> Path:
-    """Render (once) the validation clips of the module docstring into ``out_dir``."""
+def validation_clips(notes: Path, out_dir: Path, pieces: int, soundfont=None) -> Path:
+    """Render (once) the validation clips of the module docstring into ``out_dir``, through
+    ``soundfont`` (default: the training SoundFont)."""
     from notewise.music.checks import default_soundfont_path
     from notewise.music.soundfont import NoteRenderer
-    from notewise.pitch.real_eval import (clip_names, instruments_at_key, real_eval_settings,
-                                          render_clips)
+    from notewise.pitch.real_eval import (clip_names, held_out_soundfont, instruments_at_key,
+                                          real_eval_settings, render_clips)
 
     if not (out_dir / "manifest.json").exists():
+        soundfont = Path(soundfont or default_soundfont_path())
         settings = real_eval_settings({})
-        renderer = NoteRenderer(default_soundfont_path(), 44100)
+        test_font = held_out_soundfont(settings)
+        if test_font is not None and soundfont.resolve() == Path(test_font).resolve():
+            raise SystemExit(f"{soundfont} is the test's SoundFont: validate on another one")
+        renderer = NoteRenderer(soundfont, 44100)
         settings["instruments"] = instruments_at_key(renderer, settings["instruments"])
         names = clip_names({**settings, "pieces": pieces}, first_piece=settings["pieces"],
                            textures=("mono",))
-        render_clips(notes, default_soundfont_path(), settings, out_dir, names=names)
+        render_clips(notes, soundfont, settings, out_dir, names=names)
     return out_dir
 
 
@@ -150,13 +171,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--pieces", type=int, default=16, help="validation pieces")
     parser.add_argument("--notes", default="results/real_eval/notes.npz")
     parser.add_argument("--validation-dir", default="results/real_eval/validation_audio")
+    parser.add_argument("--validation-soundfont",
+                        help="render the validation clips through this SoundFont instead of the"
+                             " training one (one no training set and not the test uses)")
     parser.add_argument("--pick", choices=PICKS + ("any",), default="latest",
                         help="how notewise's melody note is picked (PICKS; any: the upper bound)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     audio = Path(args.audio_dir)
     if args.validation:
-        audio = validation_clips(Path(args.notes), Path(args.validation_dir), args.pieces)
+        audio = validation_clips(Path(args.notes), Path(args.validation_dir), args.pieces,
+                                 args.validation_soundfont)
     manifest = json.loads((audio / "manifest.json").read_text())
     predictor = Predictor.load(args.checkpoint or release_checkpoint(), device="cpu")
     systems = {"notewise": lambda wav, ref: notewise_melody(predictor, wav, len(ref),
