@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from notewise.pitch.inference import Predictor
+from notewise.pitch import notes
 from notewise.pitch.peers import FRAME_S, BasicPitch, basic_pitch_problem
 from notewise.pitch.predict import predict_frames, read_audio
 from notewise.pitch.real_eval import read_frames
@@ -36,49 +37,15 @@ from notewise.pitch.release import release_checkpoint
 
 
 #: How a frame's melody note is picked from its detected notes (``--pick``): by confidence, by
-#: energy share, the lowest, or the latest-starting note event (the default, chosen on validation).
+#: energy share, the lowest, or ``notes.melody`` (``latest``, the default, chosen on validation).
 PICKS = ("confidence", "energy", "lowest", "latest")
 LOWEST_SHARE = 0.9  # "lowest": the lowest note within this share of the frame's top confidence
-#: "latest": among the notes within this share of the frame's top confidence (chosen on the
-#: validation clips: 0.932 / 0.937 / 0.921 at 0.3 / 0.6 / 0.9; docs/pitch_model.md)
-LATEST_SHARE = 0.6
-#: "latest" drops a note this many semitones above another note of its frame: f0 ratios 3/2, 2,
-#: 3 and 4, where the upper note's partials are all (or every other one) partials of the lower.
-#: In a melody they are the lower note's partials heard as notes (on validation through a third
-#: SoundFont, FluidR3, the church organ: 0.18 with none, 0.58 with 12/19/24, 0.89 with 7 too).
-PARTIAL_INTERVALS = (7, 12, 19, 24)
-
-
-def latest_notes(frames, frame_s: float):
-    """One row per frame time: of the note events (``frames_to_notes``, predict's defaults) that
-    sound in the frame within ``LATEST_SHARE`` of its top confidence and are no partial of
-    another (``partial_notes``), the one that started last (a melody's new note over the
-    previous one's release tail), the more confident on a tie."""
-    from notewise.pitch.notes import frames_to_notes, midi_pitch
-
-    notes = frames_to_notes(frames, frame_s)
-    frames = frames.assign(pitch=midi_pitch(frames["f0_hz"].to_numpy()))
-    joined = frames.merge(notes[["onset", "offset", "pitch"]], on="pitch")
-    joined = joined[(joined["onset"] <= joined["time"]) & (joined["time"] < joined["offset"])]
-    top = joined.groupby("time")["confidence"].transform("max")
-    joined = joined[joined["confidence"] >= LATEST_SHARE * top]
-    joined = joined[~partial_notes(joined)]
-    return joined.sort_values(["onset", "confidence"]).groupby("time").tail(1)
-
-
-def partial_notes(joined):
-    """Rows ``PARTIAL_INTERVALS`` semitones above another row of the same frame time."""
-    pairs = joined[["time", "pitch"]].merge(joined[["time", "pitch"]], on="time",
-                                            suffixes=("", "_below"))
-    above = pairs[(pairs["pitch"] - pairs["pitch_below"]).isin(PARTIAL_INTERVALS)]
-    keys = set(zip(above["time"], above["pitch"]))
-    return np.array([key in keys for key in zip(joined["time"], joined["pitch"])], dtype=bool)
 
 
 def pick_notes(frames, pick: str, frame_s: float):
     """One row per frame time: the note ``pick`` chooses (``PICKS``)."""
     if pick == "latest":
-        return latest_notes(frames, frame_s)
+        return notes.melody(frames, frame_s)
     if pick == "lowest":
         top = frames.groupby("time")["confidence"].transform("max")
         frames = frames[frames["confidence"] >= LOWEST_SHARE * top]

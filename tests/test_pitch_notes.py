@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.pitch.notes import NOTE_COLUMNS, TICKS_PER_SECOND, frames_to_notes, midi_bytes
+from notewise.pitch.notes import (MELODY_COLUMNS, NOTE_COLUMNS, TICKS_PER_SECOND, frames_to_notes,
+                                  melody, midi_bytes)
 
 FRAME_S = 0.01
 
@@ -78,3 +79,32 @@ def test_midi_holds_the_notes_at_their_times():
     for (p, on, off, v), (p2, on2, off2, v2) in zip(sorted(found), sorted(expected)):
         assert v == v2 and abs(on - on2) <= 1 / TICKS_PER_SECOND and abs(off - off2) <= 1 / TICKS_PER_SECOND
     assert abs(midi.length - notes["offset"].max()) < 0.01
+
+
+def test_the_melody_takes_the_newest_note_and_no_partial_of_another():
+    table = frames((440.0, 0, 59, 0.9, 0.5),     # A4 0-0.6 s, ringing on under the next note
+                   (493.88, 30, 59, 0.7, 0.5),   # B4 from 0.3 s: the newer note wins
+                   (987.77, 35, 59, 0.95, 0.3),  # B5: the octave of B4, a partial, never picked
+                   (739.99, 40, 59, 0.9, 0.2),   # F#5: a fifth above B4 (3/2), a partial too
+                   (261.63, 50, 59, 0.52, 0.1))  # C4 from 0.5 s: under 0.6 of the top (0.95)
+    line = melody(table, FRAME_S)
+    assert list(line.columns) == MELODY_COLUMNS
+    assert line["time"].is_monotonic_increasing and line["time"].is_unique
+    by_frame = dict(zip(np.rint(line["time"] / FRAME_S).astype(int), line["pitch"]))
+    assert [by_frame[k] for k in (0, 29)] == [69, 69]
+    assert {by_frame[k] for k in range(30, 60)} == {71}
+    assert melody(frames(), FRAME_S).empty
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(run_st, max_size=8))
+def test_a_melody_note_is_a_detection_of_its_frame(runs):
+    table = frames(*[(f0, a, a + n, c, s) for f0, a, n, c, s in runs])
+    line = melody(table, FRAME_S)
+    assert line["time"].is_unique
+    detected = set(zip(table["time"], table["f0_hz"]))
+    assert all(key in detected for key in zip(line["time"], line["f0_hz"]))
+    notes = frames_to_notes(table, FRAME_S)
+    for t, pitch in zip(line["time"], line["pitch"]):
+        sounding = notes[(notes["onset"] <= t) & (t < notes["offset"])]
+        assert pitch in set(sounding["pitch"])

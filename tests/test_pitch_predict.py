@@ -150,14 +150,17 @@ def test_a_truncated_file_says_how_much_was_read(tmp_path, caplog):
     assert f"read {len(audio)} frames" in caplog.text and "cut.wav" in caplog.text
 
 
-def test_predict_writes_midi_or_notes_by_the_output_name(tmp_path, checkpoint):
+def test_predict_writes_midi_notes_or_a_melody_by_the_output_name(tmp_path, checkpoint):
     import mido
 
     wav = tmp_path / "in.wav"
     two_part_wav(wav, 22050, np.int16)
-    for name in ("song.mid", "song.notes.csv"):
+    for name in ("song.mid", "song.notes.csv", "song.melody.csv"):
         run_cli(["predict", str(wav), "--checkpoint", str(checkpoint), "-o", str(tmp_path / name)])
     notes = pd.read_csv(tmp_path / "song.notes.csv")
+    line = pd.read_csv(tmp_path / "song.melody.csv")
+    assert set(line.loc[line["time"].between(0.05, 0.45), "pitch"]) == {69}
+    assert set(line.loc[line["time"].between(0.55, 0.95), "pitch"]) <= {62, 87}
     # 440 Hz (A4) for 0-0.5 s, then 300 Hz (D4, 62.4) with 1250 Hz (D#6, 87.1) to 1.0 s
     assert sorted(notes["pitch"]) == [62, 69, 87]
     by_pitch = notes.set_index("pitch")

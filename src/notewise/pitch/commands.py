@@ -159,7 +159,8 @@ def register(subparsers) -> None:
                         " shared machine more threads spin and cost up to 5x; run files in"
                         " parallel instead)")
     p.add_argument("-o", "--output",
-                   help="song.mid (MIDI), song.notes.csv (notes), any other name a frame CSV"
+                   help="song.mid (MIDI), song.notes.csv (notes), song.melody.csv (a melody"
+                        " note per frame), any other name a frame CSV"
                         " (default: the frame CSV on standard output)")
     p.set_defaults(func=predict)
 

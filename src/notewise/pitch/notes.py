@@ -8,6 +8,13 @@ lasts ``min_duration`` seconds. A frame stamped at ``t`` stands for ``t +- frame
 note of frames ``i .. j`` spans ``(i - 1/2) .. (j + 1/2)`` frames. Its ``f0_hz`` is the median
 of its detections; its ``velocity`` (1-127) is ``127 * sqrt(mean energy share)``: the share is a
 fraction of the window's energy, and MIDI velocity follows amplitude, the square root of energy.
+
+``melody`` picks one note a frame, for a single melodic line: of the notes sounding in the frame
+within ``MELODY_SHARE`` of its top confidence, those ``PARTIAL_INTERVALS`` semitones above
+another are dropped (a note's partials heard as notes: f0 ratios 3/2, 2, 3, 4), and of the rest
+the one that started last (the new note over the previous one's release tail), the more
+confident on a tie. The rule and its constants were chosen on validation clips
+(``bench/bench_rpa.py --validation``, docs/pitch_model.md "Mono raw pitch accuracy").
 """
 
 from __future__ import annotations
@@ -21,9 +28,13 @@ import pandas as pd
 
 from notewise.atomicio import atomic_write_bytes
 
-__all__ = ["NOTE_COLUMNS", "frames_to_notes", "midi_bytes", "write_midi"]
+__all__ = ["MELODY_COLUMNS", "NOTE_COLUMNS", "frames_to_notes", "melody", "midi_bytes",
+           "write_midi"]
 
 NOTE_COLUMNS = ["onset", "offset", "pitch", "f0_hz", "velocity", "confidence"]
+MELODY_COLUMNS = ["time", "f0_hz", "pitch", "confidence"]
+MELODY_SHARE = 0.6
+PARTIAL_INTERVALS = (7, 12, 19, 24)
 #: MIDI file timing: 480 ticks a beat at 120 bpm, so one tick is 1/960 s.
 TICKS_PER_BEAT, TEMPO_US = 480, 500_000
 TICKS_PER_SECOND = TICKS_PER_BEAT * 1_000_000 / TEMPO_US
@@ -66,6 +77,31 @@ def frames_to_notes(frames: pd.DataFrame, frame_s: float, onset_threshold: float
     keep = (notes["confidence"] >= onset_threshold) & (notes["offset"] - notes["onset"] >= min_duration)
     notes = notes[keep & notes["pitch"].between(0, 127)]
     return notes.sort_values(["onset", "pitch"]).reset_index(drop=True)[NOTE_COLUMNS]
+
+
+def melody(frames: pd.DataFrame, frame_s: float, onset_threshold: float = 0.5,
+           min_duration: float = 0.05) -> pd.DataFrame:
+    """One row (``MELODY_COLUMNS``) per frame time that has a melody note (module docstring);
+    the notes are ``frames_to_notes`` with these settings."""
+    notes = frames_to_notes(frames, frame_s, onset_threshold, min_duration)
+    if notes.empty:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in MELODY_COLUMNS})
+    frames = frames.assign(pitch=midi_pitch(frames["f0_hz"]))
+    rows = frames.merge(notes[["onset", "offset", "pitch"]], on="pitch")
+    rows = rows[(rows["onset"] <= rows["time"]) & (rows["time"] < rows["offset"])]
+    top = rows.groupby("time")["confidence"].transform("max")
+    rows = rows[rows["confidence"] >= MELODY_SHARE * top].reset_index(drop=True)
+    rows = rows[~_partials(rows)]
+    picked = rows.sort_values(["onset", "confidence"]).groupby("time").tail(1)
+    return picked.sort_values("time").reset_index(drop=True)[MELODY_COLUMNS]
+
+
+def _partials(rows: pd.DataFrame) -> np.ndarray:
+    """Rows ``PARTIAL_INTERVALS`` semitones above another row of their frame time."""
+    pairs = rows[["time", "pitch"]].reset_index().merge(
+        rows[["time", "pitch"]].rename(columns={"pitch": "below"}), on="time")
+    above = pairs.loc[(pairs["pitch"] - pairs["below"]).isin(PARTIAL_INTERVALS), "index"]
+    return np.isin(np.arange(len(rows)), above.to_numpy())
 
 
 def midi_bytes(notes: pd.DataFrame) -> bytes:

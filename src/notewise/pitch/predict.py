@@ -22,8 +22,10 @@ In Python, the torchcrepe way::
     notes = notewise.predict_file("song.flac", checkpoint="my_model/model.pth")
 
 Output, by the extension of ``-o``: ``.mid``/``.midi`` a MIDI file; ``.notes.csv`` the notes
-(``onset, offset, pitch, f0_hz, velocity, confidence``); any other name (and standard output) the
-frame CSV ``time,f0_hz,confidence,energy_share``, one row per detected note per window.
+(``onset, offset, pitch, f0_hz, velocity, confidence``); ``.melody.csv`` one melody note per
+frame (``time, f0_hz, pitch, confidence``; ``notes.melody``, for a single melodic line); any
+other name (and standard output) the frame CSV ``time,f0_hz,confidence,energy_share``, one row
+per detected note per window.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from notewise.atomicio import atomic_write_csv
 from .audio import BLOCK_S, frame, model_audio, stamp_offset, stream_audio, stream_windows
 from .decode import DecodedNotes
 from .inference import Predictor, concat_notes
-from .notes import frames_to_notes, write_midi
+from .notes import frames_to_notes, melody, write_midi
 
 __all__ = ["file_frames", "frame", "model_audio", "predict", "predict_file", "predict_frames",
            "read_audio", "stamp_offset", "stream_frames", "write_prediction"]
@@ -154,12 +156,15 @@ def predict_file(audio_path: str | Path, checkpoint=None, *, hop: int = 441,
     return _notes(predictor, frames, hop, onset_threshold, min_duration)
 
 
+#: The name endings ``write_prediction`` reads its output from (any other: frames).
+OUTPUT_KINDS = {".mid": "midi", ".midi": "midi", ".notes.csv": "notes", ".melody.csv": "melody"}
+
+
 def output_kind(out) -> str:
-    """``"midi"``, ``"notes"`` or ``"frames"``: what ``write_prediction`` writes to ``out``."""
+    """``"midi"``, ``"notes"``, ``"melody"`` or ``"frames"``: what ``write_prediction`` writes
+    to ``out``."""
     name = str(out).lower() if isinstance(out, (str, Path)) else ""
-    if name.endswith((".mid", ".midi")):
-        return "midi"
-    return "notes" if name.endswith(".notes.csv") else "frames"
+    return next((kind for end, kind in OUTPUT_KINDS.items() if name.endswith(end)), "frames")
 
 
 def write_csv(table: pd.DataFrame, path) -> None:
@@ -172,14 +177,19 @@ def write_prediction(audio_path: str | Path, checkpoint, out, hop: int = 441,
                      batch_size: int = 256, device: str | None = None,
                      nonfinite: str = "error", block_s: float = BLOCK_S) -> pd.DataFrame:
     """Predict ``audio_path`` (streamed, ``file_frames``) and write to ``out`` (a path or a text
-    stream) what its name asks for (``output_kind``); returns the table written (frames or
-    notes)."""
+    stream) what its name asks for (``output_kind``); returns the table written (frames, notes
+    or melody)."""
     predictor = _predictor(checkpoint, threshold, batch_size, device)
     frames = file_frames(predictor, audio_path, hop, stamp, nonfinite, block_s)
     kind = output_kind(out)
     if kind == "frames":
         write_csv(frames, out)
         return frames
+    if kind == "melody":
+        line = melody(frames, hop / predictor.model.cfg.sample_rate, onset_threshold,
+                      min_duration)
+        write_csv(line, out)
+        return line
     notes = _notes(predictor, frames, hop, onset_threshold, min_duration)
     if kind == "midi":
         write_midi(notes, out)
