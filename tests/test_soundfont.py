@@ -183,6 +183,9 @@ def test_the_octave_check_finds_a_synthetic_sub_octave():
         renderer.render_note = fake_note(level_db)
         assert renderer.octave_below_db(0) == pytest.approx(level_db, abs=1.5)
         assert renderer.sounds_at_key(0) == (level_db < soundfont.OCTAVE_BELOW_DB)
+    renderer._octave_below.clear()
+    renderer.render_note = lambda program, key, velocity, held, length: np.zeros(length, np.float32)
+    assert renderer.octave_below_db(0) == -np.inf and renderer.sounds_at_key(0)
 
 
 def test_generate_range_dispatches_the_kind(tmp_path, corpus):

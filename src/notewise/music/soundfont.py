@@ -133,7 +133,8 @@ class NoteRenderer:
 
     def octave_below_db(self, program: int) -> float:
         """The loudest f0/2 level, dB re the strongest partial at or above the key, over
-        ``OCTAVE_KEYS`` held one second (the attack's first quarter second left out)."""
+        ``OCTAVE_KEYS`` held one second (the attack's first quarter second left out; a key the
+        preset leaves silent counts -inf)."""
         program = int(program)
         if program not in self._octave_below:
             self._octave_below[program] = max(self._key_octave_below_db(program, key)
@@ -143,6 +144,8 @@ class NoteRenderer:
     def _key_octave_below_db(self, program: int, key: int) -> float:
         rate = self.sample_rate
         signal = self.render_note(program, key, 0.8, rate, rate)[rate // 4:]
+        if not np.any(np.abs(signal) >= TAIL_FLOOR):
+            return -np.inf
         spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal)), 8 * len(signal)))
         freqs = np.maximum(np.fft.rfftfreq(8 * len(signal), 1 / rate), 1e-9)
         semitones = 12 * np.log2(freqs / float(midi_to_hz(key)))
