@@ -30,9 +30,10 @@ import torch
 
 from notewise.pitch.inference import Predictor
 from notewise.pitch import notes
-from notewise.pitch.peers import FRAME_S, BasicPitch, basic_pitch_problem
+from notewise.pitch.peers import FRAME_S, BasicPitch, basic_pitch_problem, posteriorgram_melody
 from notewise.pitch.predict import predict_frames, read_audio
-from notewise.pitch.real_eval import read_frames
+from notewise.pitch.real_eval import (first_frequency, melody_hits, on_reference_grid,
+                                      read_frames)
 from notewise.pitch.release import release_checkpoint
 
 
@@ -65,7 +66,7 @@ def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 4
     if pick == "any":
         inside = rows < n_frames
         rows, f0 = rows[inside], frames["f0_hz"].to_numpy()[inside]
-        hit = rpa_hits(melody[rows], f0)
+        hit = melody_hits(melody[rows], f0)
         return on_frames(rows[hit], melody[rows[hit]], n_frames)
     best = pick_notes(frames, pick, hop / rate)
     rows = np.rint(best["time"].to_numpy() * rate / hop).astype(int)
@@ -74,37 +75,23 @@ def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 4
 
 def basic_pitch_melody(model, wav: Path, n_frames: int) -> np.ndarray:
     """basic-pitch's most probable key of each frame of its note posteriorgram where it is
-    above its frame threshold, at the nearest 10 ms frame (0: none)."""
-    from basic_pitch.note_creation import model_frames_to_time
-
-    from notewise.pitch.peers import FRAME_THRESHOLD, LOWEST_KEY
-    from notewise.synth.bins import midi_to_hz
-
-    gram = model.run(wav)[0]["note"]
-    voiced = gram.max(axis=1) > FRAME_THRESHOLD
-    rows = np.rint(np.asarray(model_frames_to_time(len(gram))) / FRAME_S).astype(int)
-    f0 = midi_to_hz(gram.argmax(axis=1) + LOWEST_KEY)
-    return on_frames(rows[voiced], f0[voiced], n_frames)
+    above its frame threshold (``peers.posteriorgram_melody``; its frames are 11.6 ms), each
+    10 ms frame taking the nearest of them (``real_eval.on_reference_grid``, mir_eval's rule;
+    0: none)."""
+    times, freqs = posteriorgram_melody(model.run(wav)[0]["note"])
+    return first_frequency(on_reference_grid(np.arange(n_frames) * FRAME_S, times, freqs))
 
 
 def on_frames(rows: np.ndarray, f0: np.ndarray, n_frames: int) -> np.ndarray:
     est = np.zeros(n_frames)
-    keep = (rows >= 0) & (rows < n_frames)
+    keep = (rows >= 0) & (rows < n_frames) & (f0 > 0)
     est[rows[keep]] = f0[keep]
     return est
 
 
-def rpa_hits(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
-    """Voiced reference frames with an estimate within 50 cents."""
-    voiced = melody > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cents = np.abs(1200 * np.log2(est / np.where(voiced, melody, 1.0)))
-    return voiced & (est > 0) & (cents <= 50)
-
-
 def rpa_counts(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
     """(correct, voiced) reference frames."""
-    return np.array([rpa_hits(melody, est).sum(), (melody > 0).sum()])
+    return np.array([melody_hits(melody, est).sum(), (melody > 0).sum()])
 
 
 def validation_clips(notes: Path, out_dir: Path, pieces: int, soundfont=None) -> Path:
@@ -163,7 +150,7 @@ def main(argv=None) -> dict:
         if clip.get("texture", name.rsplit("_", 1)[-1]) != "mono":
             continue
         _, ref = read_frames(audio / f"{name}.ref.txt")
-        melody = np.array([f[0] if len(f) else 0.0 for f in ref])
+        melody = first_frequency(ref)
         for system, estimate in systems.items():
             got = rpa_counts(melody, estimate(audio / f"{name}.wav", melody))
             per = counts[system]

@@ -96,8 +96,11 @@ rule real_eval_score:
         ours=expand(rules.real_eval_predict.output[0], clip=REAL_EVAL_CLIPS),
         peer=rules.real_eval_peer.output[0],
     output:
-        report("results/real_eval/real_eval.csv", caption="../workflow/report/real_eval.rst",
-               category="Real instruments"),
+        table=report("results/real_eval/real_eval.csv", caption="../workflow/report/real_eval.rst",
+                     category="Real instruments"),
+        melody=report("results/real_eval/melody.csv",
+                      caption="../workflow/report/real_eval_melody.rst",
+                      category="Real instruments"),
     params:
         code=REAL_EVAL_CODE,
         audio=lambda wc, input: os.path.dirname(input.manifest),
@@ -110,7 +113,7 @@ rule real_eval_score:
         "../envs/notewise.yaml"
     shell:
         "notewise real-eval-score --audio-dir {params.audio} --ours {params.ours}"
-        " --peer {input.peer} -o {output} 2> {log}"
+        " --peer {input.peer} -o {output.table} --melody {output.melody} 2> {log}"
 
 
 rule real_eval:

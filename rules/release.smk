@@ -96,14 +96,16 @@ rule release_package:
         metrics=rules.release_train.output.metrics,
         scores=rules.release_score.output[0],
         summary=rules.release_evaluate.output.summary,
-        real_eval=rules.real_eval_score.output if REAL_EVAL_SOUNDFONT else [],
+        real_eval=rules.real_eval_score.output.table if REAL_EVAL_SOUNDFONT else [],
+        melody=rules.real_eval_score.output.melody if REAL_EVAL_SOUNDFONT else [],
     output:
         model=f"{RELEASE_PACKAGE_DIR}/model.pth",
         config=f"{RELEASE_PACKAGE_DIR}/model_config.json",
         evaluation=f"{RELEASE_PACKAGE_DIR}/evaluation.json",
     params:
         code=code_hash("release"),
-        real_eval=lambda wc, input: f"--real-eval {input.real_eval}" if input.real_eval else "",
+        real_eval=lambda wc, input: (f"--real-eval {input.real_eval} --melody {input.melody}"
+                                     if input.real_eval else ""),
         model_dir=lambda wc, input: os.path.dirname(input.model),
         out=lambda wc, output: os.path.dirname(output.model),
         recipe=canonical_json({"pitch_release": RELEASE, "pitch_model": config.get("pitch_model", {})}),

@@ -156,6 +156,49 @@ def test_scores_pool_mir_eval_over_each_subset(clips, tmp_path):
     assert len(table) == 3 * 3  # (mono, poly, all) x (piano, flute, all)
 
 
+def test_the_melody_score_counts_the_reference_melodys_frames(clips, tmp_path):
+    """A prediction of each mono clip's own melody, an octave up over its second half: raw
+    pitch accuracy is the share of the voiced frames before the octave."""
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    expected = {}
+    for name in real_eval.clip_names(SETTINGS):
+        times, freqs = real_eval.read_frames(clips / "audio" / f"{name}.ref.txt")
+        melody = real_eval.first_frequency(freqs)
+        half = len(times) // 2
+        melody[half:] *= 2
+        write_predict_csv(ours / f"{name}.csv", times, [[f] if f > 0 else [] for f in melody])
+        voiced = melody > 0
+        expected[name] = (voiced[:half].sum(), voiced.sum())
+    table = real_eval.melody_score(clips / "audio", ours).set_index("instrument")
+    assert list(table.index) == ["flute", "piano", "all"] and set(table["system"]) == {"notewise"}
+    for instrument in ("flute", "piano", "all"):  # abs: melody notes under 50 ms are dropped
+        mono = [counts for name, counts in expected.items() if name.endswith("mono")
+                and instrument in ("all", name.split("_")[1])]
+        hit, voiced = sum(h for h, _ in mono), sum(v for _, v in mono)
+        assert table.loc[instrument, "voiced_frames"] == voiced
+        assert table.loc[instrument, "raw_pitch_accuracy"] == pytest.approx(hit / voiced, abs=0.01)
+
+
+def test_a_melody_keeps_its_silent_frames_on_the_grid(tmp_path):
+    """Rests stay empty frames: resampled onto the reference they must not take a neighbour's
+    note (mir_eval's nearest-frame rule fills a frame that is missing, not one that is empty)."""
+    times = np.arange(41) * real_eval.FRAME_S
+    notes = [[440.0] if t < 0.105 or t > 0.295 else [] for t in times]
+    write_predict_csv(tmp_path / "ours.csv", times, notes)
+    grid, melody = real_eval.melody_from_predict_csv(tmp_path / "ours.csv")
+    np.testing.assert_allclose(grid, times)
+    assert [len(f) for f in melody] == [1] * 11 + [0] * 19 + [1] * 11
+    resampled = real_eval.on_reference_grid(times, grid, melody)
+    assert [len(f) for f in resampled] == [len(f) for f in melody]
+
+
+def test_melody_hits_need_a_voiced_estimate_within_50_cents():
+    reference = np.array([440.0, 440.0, 440.0, 0.0, 440.0])
+    estimate = np.array([440.0, 452.0, 0.0, 300.0, 880.0])  # 0, +47 cents, none, unvoiced, octave
+    assert real_eval.melody_hits(reference, estimate).tolist() == [True, True, False, False, False]
+
+
 def test_event_and_posteriorgram_frames():
     times, freqs = peers.note_event_frames([(0.1, 0.3, 69, 0.8, None)], 0.5)
     assert [len(f) for f in freqs] == [0] * 10 + [1] * 20 + [0] * 20
@@ -168,6 +211,9 @@ def test_basic_pitch_hears_the_rendered_clip(clips):
     output, events = peers.BasicPitch().run(clips / "audio" / "00_flute_mono.wav")
     times, freqs = peers.posteriorgram_frames(output["note"])
     assert len(times) == output["note"].shape[0] and 0.9 < times[-1] < 1.2
+    melody_times, melody = peers.posteriorgram_melody(output["note"])
+    np.testing.assert_array_equal(melody_times, times)
+    assert all(len(m) == min(len(f), 1) for m, f in zip(melody, freqs))
     heard = np.concatenate([f for f in freqs if len(f)])
     assert np.any(np.abs(12 * np.log2(heard / midi_to_hz(72))) < 0.5)  # the top voice C5
     assert any(key == 72 for _, _, key, *_ in events)

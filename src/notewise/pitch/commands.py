@@ -90,7 +90,7 @@ def package_release(args: argparse.Namespace) -> None:
     from notewise.pitch.release import package_release as package
 
     package(args.model_dir, args.scores, args.summary, args.output,
-            read_json_argument(args.recipe, "--recipe"), args.real_eval)
+            read_json_argument(args.recipe, "--recipe"), args.real_eval, args.melody)
     log.info("packaged %s into %s", args.model_dir, args.output)
 
 
@@ -170,6 +170,7 @@ def register(subparsers) -> None:
     p.add_argument("--scores", required=True, help="release_score's JSON")
     p.add_argument("--summary", required=True, help="release_evaluate's summary.json")
     p.add_argument("--real-eval", help="the real-instrument table (CSV), where there is one")
+    p.add_argument("--melody", help="the real-instrument melody table (CSV), where there is one")
     p.add_argument("--recipe", required=True, help="the settings it was trained with (JSON or @file)")
     p.add_argument("-o", "--output", required=True, help="the package's release directory")
     p.set_defaults(func=package_release)

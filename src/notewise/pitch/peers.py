@@ -81,6 +81,18 @@ def posteriorgram_frames(note_posteriorgram: np.ndarray, threshold: float = FRAM
     return np.asarray(times, np.float64), freqs
 
 
+def posteriorgram_melody(note_posteriorgram: np.ndarray, threshold: float = FRAME_THRESHOLD):
+    """``(times, per-frame frequency arrays)`` of the most probable key of each frame, where it
+    is above ``threshold`` (a melody: at most one frequency a frame)."""
+    from basic_pitch.note_creation import model_frames_to_time
+
+    times = model_frames_to_time(note_posteriorgram.shape[0])
+    voiced = note_posteriorgram.max(axis=1) > threshold
+    keys = note_posteriorgram.argmax(axis=1) + LOWEST_KEY
+    freqs = [midi_to_hz(keys[i:i + 1]) if voiced[i] else np.zeros(0) for i in range(len(keys))]
+    return np.asarray(times, np.float64), freqs
+
+
 def note_event_frames(events, duration_s: float):
     """Note events ``(start_s, end_s, key, ...)`` as 10 ms multipitch frames."""
     times = np.arange(int(np.ceil(duration_s / FRAME_S))) * FRAME_S

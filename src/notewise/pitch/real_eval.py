@@ -17,7 +17,10 @@ is installed):
 3. ``score``: ``mir_eval.multipitch`` (frame level, 50 cents) pooled over the clips of each
    subset -- texture (mono / poly / all) x instrument (each / all) -- precision, recall, F1 and
    accuracy, for notewise and, where basic-pitch is installed, for its frame posteriorgram (> 0.3)
-   and its note events.
+   and its note events. ``melody_score``: on the mono clips, raw pitch accuracy (the share of
+   the reference melody's voiced frames whose estimate is within 50 cents; an unvoiced estimate
+   is a miss) pooled over the clips of each instrument, for notewise's melody
+   (``notes.melody`` of its frames) and basic-pitch's most probable key per frame (> 0.3).
 """
 from __future__ import annotations
 
@@ -259,14 +262,15 @@ def render_clips(notes_file, soundfont, settings: dict, out_dir, training_notes=
 
 
 def write_peer_frames(wavs, out_dir) -> dict:
-    """basic-pitch on every WAV: ``<clip>.frames.txt`` (posteriorgram > 0.3) and
-    ``<clip>.notes.txt`` (note events), multipitch frames, plus ``status.json`` (``available``,
-    and ``reason`` where it cannot run); returns the status."""
+    """basic-pitch on every WAV: ``<clip>.frames.txt`` (posteriorgram > 0.3),
+    ``<clip>.notes.txt`` (note events) and ``<clip>.melody.txt`` (its most probable key per
+    frame), multipitch frames, plus ``status.json`` (``available``, and ``reason`` where it
+    cannot run); returns the status."""
     from scipy.io import wavfile
 
     from notewise.atomicio import atomic_write_text
     from notewise.pitch.peers import (BasicPitch, basic_pitch_problem, note_event_frames,
-                                      posteriorgram_frames)
+                                      posteriorgram_frames, posteriorgram_melody)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,6 +284,7 @@ def write_peer_frames(wavs, out_dir) -> dict:
             write_frames(out / f"{name}.frames.txt", *posteriorgram_frames(output["note"]))
             write_frames(out / f"{name}.notes.txt",
                          *note_event_frames(events, len(samples) / rate))
+            write_frames(out / f"{name}.melody.txt", *posteriorgram_melody(output["note"]))
     status = {"available": problem is None, "reason": problem}
     atomic_write_text(out / "status.json", json.dumps(status) + "\n")
     return status
@@ -292,7 +297,12 @@ def frames_from_predict_csv(path) -> tuple[np.ndarray, list[np.ndarray]]:
     """``notewise predict``'s CSV (time, f0_hz, ...) as multipitch frames."""
     import pandas as pd
 
-    table = pd.read_csv(path)
+    return on_frame_grid(pd.read_csv(path))
+
+
+def on_frame_grid(table) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Rows ``(time, f0_hz)`` as multipitch frames every ``FRAME_S`` from 0 to the last row's
+    time, a frame without rows empty (so that resampling does not fill it from a neighbour)."""
     if table.empty:
         return np.zeros(0), []
     times = np.round(table["time"].to_numpy() / FRAME_S).astype(np.int64)
@@ -301,6 +311,29 @@ def frames_from_predict_csv(path) -> tuple[np.ndarray, list[np.ndarray]]:
     for t, f in zip(times, table["f0_hz"].to_numpy()):
         freqs[t].append(f)
     return grid * FRAME_S, [np.sort(np.array(f)) for f in freqs]
+
+
+def melody_from_predict_csv(path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The melody (``notes.melody``) of ``notewise predict``'s frame CSV, as multipitch frames."""
+    import pandas as pd
+
+    from notewise.pitch.notes import melody
+
+    return on_frame_grid(melody(pd.read_csv(path), FRAME_S))
+
+
+def melody_hits(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Voiced frames of the ``reference`` melody (Hz, 0 unvoiced) whose ``estimate`` is within
+    50 cents (an unvoiced estimate, 0, is a miss)."""
+    voiced = reference > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cents = np.abs(1200 * np.log2(estimate / np.where(voiced, reference, 1.0)))
+    return voiced & (estimate > 0) & (cents <= 50)
+
+
+def first_frequency(freqs) -> np.ndarray:
+    """A melody of multipitch frames: each frame's first (lowest) frequency, 0 where none."""
+    return np.array([f[0] if len(f) else 0.0 for f in freqs])
 
 
 def on_reference_grid(ref_times, est_times, est_freqs) -> list[np.ndarray]:
@@ -363,6 +396,37 @@ def score(audio_dir, ours_dir, peer_dir=None):
     return pd.DataFrame(rows)
 
 
+def melody_score(audio_dir, ours_dir, peer_dir=None):
+    """Step 3's melody table: one row per (system, instrument) of the mono clips, pooled (module
+    docstring)."""
+    import pandas as pd
+
+    audio_dir, ours_dir = Path(audio_dir), Path(ours_dir)
+    manifest = json.loads((audio_dir / "manifest.json").read_text())
+    mono = {n: c for n, c in manifest["clips"].items() if c["texture"] == "mono"}
+    estimates = {"notewise": lambda n: melody_from_predict_csv(ours_dir / f"{n}.csv")}
+    peer = None if peer_dir is None else Path(peer_dir)
+    if peer is not None and json.loads((peer / "status.json").read_text())["available"]:
+        estimates["basic_pitch"] = lambda n: read_frames(peer / f"{n}.melody.txt")
+    rows = []
+    for system, load in estimates.items():
+        counts = {}
+        for name, clip in mono.items():
+            ref_times, ref = read_frames(audio_dir / f"{name}.ref.txt")
+            reference = first_frequency(ref)
+            hits = melody_hits(reference, first_frequency(on_reference_grid(ref_times,
+                                                                            *load(name))))
+            for key in (clip["instrument"], "all"):
+                got = counts.setdefault(key, np.zeros(3, np.int64))
+                got += (1, hits.sum(), (reference > 0).sum())
+        for instrument in sorted(counts, key=lambda k: (k == "all", k)):
+            clips, hit, voiced = counts[instrument]
+            rows.append({"system": system, "instrument": instrument, "clips": int(clips),
+                         "voiced_frames": int(voiced),
+                         "raw_pitch_accuracy": float(hit / voiced) if voiced else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def side_by_side(table, markdown: bool = False) -> str:
     """The table as text (or a Markdown table), one line per (texture, instrument), each system's
     P / R / F1 / Acc beside the others' (the layout of docs/real_eval.md)."""
@@ -383,10 +447,15 @@ def side_by_side(table, markdown: bool = False) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head] + rows)
 
 
-def write_score(audio_dir, ours_dir, peer_dir, csv_path) -> None:
+def write_score(audio_dir, ours_dir, peer_dir, csv_path, melody_path=None) -> None:
+    """``score``'s table to ``csv_path`` and, given ``melody_path``, ``melody_score``'s."""
     from notewise.atomicio import atomic_write_csv
 
     table = score(audio_dir, ours_dir, peer_dir)
     atomic_write_csv(table, csv_path, float_format="%.4f")
     log.info("real-instrument evaluation (mir_eval.multipitch, 10 ms, 50 cents):\n%s",
              side_by_side(table))
+    if melody_path is not None:
+        melody = melody_score(audio_dir, ours_dir, peer_dir)
+        atomic_write_csv(melody, melody_path, float_format="%.4f")
+        log.info("mono raw pitch accuracy (50 cents):\n%s", melody.to_string(index=False))

@@ -37,7 +37,7 @@ def peer(args: argparse.Namespace) -> None:
 def score(args: argparse.Namespace) -> None:
     from notewise.pitch.real_eval import write_score
 
-    write_score(args.audio_dir, args.ours, args.peer, args.output)
+    write_score(args.audio_dir, args.ours, args.peer, args.output, args.melody)
 
 
 def register(subparsers) -> None:
@@ -62,4 +62,5 @@ def register(subparsers) -> None:
     p.add_argument("--ours", required=True, help="directory of notewise predict CSVs")
     p.add_argument("--peer", help="directory of real-eval-peer's output")
     p.add_argument("-o", "--output", required=True, help="CSV table")
+    p.add_argument("--melody", help="CSV table of the mono clips' raw pitch accuracy")
     p.set_defaults(func=score)

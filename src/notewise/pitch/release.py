@@ -38,8 +38,9 @@ def release_evaluation() -> dict:
 
 
 def package_release(model_dir, scores, summary, out_dir, recipe: dict,
-                    real_eval=None) -> dict:
-    """Copy ``model_dir``'s checkpoint and config into ``out_dir`` with ``evaluation.json``."""
+                    real_eval=None, melody=None) -> dict:
+    """Copy ``model_dir``'s checkpoint and config into ``out_dir`` with ``evaluation.json``
+    (``real_eval`` and ``melody``: the real-instrument tables, CSV, where there are)."""
     import pandas as pd
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -51,6 +52,7 @@ def package_release(model_dir, scores, summary, out_dir, recipe: dict,
         "summary": json.loads(Path(summary).read_text()),
         "real_eval": (pd.read_csv(real_eval).to_dict(orient="records")
                       if real_eval else None),
+        "melody": pd.read_csv(melody).to_dict(orient="records") if melody else None,
     }
     atomic_copy(model_dir / MODEL_FILE, out_dir / MODEL_FILE)
     atomic_copy(model_dir / CONFIG_FILE, out_dir / CONFIG_FILE)
