@@ -86,9 +86,11 @@ def melody(frames: pd.DataFrame, frame_s: float, onset_threshold: float = 0.5,
     notes = frames_to_notes(frames, frame_s, onset_threshold, min_duration)
     if notes.empty:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in MELODY_COLUMNS})
-    frames = frames.assign(pitch=midi_pitch(frames["f0_hz"]))
-    rows = frames.merge(notes[["onset", "offset", "pitch"]], on="pitch")
-    rows = rows[(rows["onset"] <= rows["time"]) & (rows["time"] < rows["offset"])]
+    # notes of one pitch never overlap: a detection's note is its pitch's last onset before it
+    frames = frames.assign(pitch=midi_pitch(frames["f0_hz"])).sort_values("time")
+    rows = pd.merge_asof(frames, notes[["onset", "offset", "pitch"]].sort_values("onset"),
+                         left_on="time", right_on="onset", by="pitch")
+    rows = rows[rows["time"] < rows["offset"]]
     top = rows.groupby("time")["confidence"].transform("max")
     rows = rows[rows["confidence"] >= MELODY_SHARE * top].reset_index(drop=True)
     rows = rows[~_partials(rows)]
