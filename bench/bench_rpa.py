@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_rpa.py [--audio-dir results/real_eval/audio] [--checkpoint MODEL]
     .venv/bin/python bench/bench_rpa.py --validation [--pieces 16] [--checkpoint MODEL]
+        [--validation-soundfont SF2 --validation-dir DIR] [--pick PICK] [--intervals]
 
 For each mono clip (the top voice of a held-out piece through the held-out SoundFont), the
 melody note ``--pick`` chooses in each 10 ms frame against the reference melody: the share of
@@ -32,8 +33,8 @@ from notewise.pitch.inference import Predictor
 from notewise.pitch import notes
 from notewise.pitch.peers import FRAME_S, BasicPitch, basic_pitch_problem, posteriorgram_melody
 from notewise.pitch.predict import predict_frames, read_audio
-from notewise.pitch.real_eval import (first_frequency, melody_hits, on_reference_grid,
-                                      read_frames)
+from notewise.pitch.real_eval import (first_frequency, melody_hits, on_frame_grid,
+                                      on_reference_grid, read_frames)
 from notewise.pitch.release import release_checkpoint
 
 
@@ -69,8 +70,7 @@ def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 4
         hit = melody_hits(melody[rows], f0)
         return on_frames(rows[hit], melody[rows[hit]], n_frames)
     best = pick_notes(frames, pick, hop / rate)
-    rows = np.rint(best["time"].to_numpy() * rate / hop).astype(int)
-    return on_frames(rows, best["f0_hz"].to_numpy(), n_frames)
+    return first_frequency(on_reference_grid(np.arange(n_frames) * FRAME_S, *on_frame_grid(best)))
 
 
 def basic_pitch_melody(model, wav: Path, n_frames: int) -> np.ndarray:
@@ -84,7 +84,7 @@ def basic_pitch_melody(model, wav: Path, n_frames: int) -> np.ndarray:
 
 def on_frames(rows: np.ndarray, f0: np.ndarray, n_frames: int) -> np.ndarray:
     est = np.zeros(n_frames)
-    keep = (rows >= 0) & (rows < n_frames) & (f0 > 0)
+    keep = (rows >= 0) & (rows < n_frames)
     est[rows[keep]] = f0[keep]
     return est
 
@@ -130,7 +130,18 @@ def main(argv=None) -> dict:
                              " training one (one no training set and not the test uses)")
     parser.add_argument("--pick", choices=PICKS + ("any",), default="latest",
                         help="how notewise's melody note is picked (PICKS; any: the upper bound)")
+    parser.add_argument("--partials", type=int, nargs="*",
+                        help="the latest pick's PARTIAL_INTERVALS for this run (an ablation;"
+                             " default notes.PARTIAL_INTERVALS)")
+    parser.add_argument("--melody-share", type=float,
+                        help="the latest pick's MELODY_SHARE for this run (default notes')")
+    parser.add_argument("--intervals", action="store_true",
+                        help="also print where notewise's misses lie, per instrument")
     args = parser.parse_args(argv)
+    if args.partials is not None:
+        notes.PARTIAL_INTERVALS = tuple(args.partials)
+    if args.melody_share is not None:
+        notes.MELODY_SHARE = args.melody_share
     torch.set_num_threads(1)
     audio = Path(args.audio_dir)
     if args.validation:
@@ -146,15 +157,21 @@ def main(argv=None) -> dict:
     else:
         print(basic_pitch_problem())
     counts = {system: {} for system in systems}
+    intervals = {}  # (instrument, semitones of notewise's estimate re the melody) -> frames
     for name, clip in manifest["clips"].items():
         if clip.get("texture", name.rsplit("_", 1)[-1]) != "mono":
             continue
         _, ref = read_frames(audio / f"{name}.ref.txt")
         melody = first_frequency(ref)
         for system, estimate in systems.items():
-            got = rpa_counts(melody, estimate(audio / f"{name}.wav", melody))
+            est = estimate(audio / f"{name}.wav", melody)
+            got = rpa_counts(melody, est)
             per = counts[system]
             per[clip["instrument"]] = per.get(clip["instrument"], 0) + got
+            if system == "notewise":
+                for step in miss_intervals(melody, est):
+                    key = (clip["instrument"], step)
+                    intervals[key] = intervals.get(key, 0) + 1
     result = {}
     for system, per in counts.items():
         per = {**dict(sorted(per.items())), "all": sum(per.values())}
@@ -163,7 +180,22 @@ def main(argv=None) -> dict:
           + "  ".join(systems))
     for key in result["notewise"]:
         print(f"  {key:>8}: " + "  ".join(f"{result[s][key]:.3f}" for s in systems))
+    if args.intervals:
+        print("notewise's misses, semitones re the melody (none: no estimate), most frames first:")
+        for instrument in sorted({i for i, _ in intervals}):
+            top = sorted(((n, step) for (i, step), n in intervals.items() if i == instrument),
+                         key=lambda pair: pair[0], reverse=True)[:5]
+            print(f"  {instrument:>8}: " + "  ".join(
+                f"{'none' if step is None else f'{step:+d}'} x{n}" for n, step in top))
     return result
+
+
+def miss_intervals(melody: np.ndarray, est: np.ndarray) -> list:
+    """For each voiced melody frame ``est`` misses: the estimate's interval in whole semitones,
+    or None where there is no estimate."""
+    missed = (melody > 0) & ~melody_hits(melody, est)
+    return [None if e <= 0 else int(np.rint(12 * np.log2(e / m)))
+            for m, e in zip(melody[missed], est[missed])]
 
 
 if __name__ == "__main__":
