@@ -58,9 +58,8 @@ rule real_eval_predict:
         "results/real_eval/notewise/{clip}.csv",
     params:
         stamp=PITCH["decode"]["stamp"],
-    threads: 1
-    params:
         code=PREDICT_CODE,
+    threads: 1
     log:
         "results/logs/real_eval_predict/{clip}.log",
     benchmark:

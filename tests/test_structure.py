@@ -211,3 +211,20 @@ def test_every_rule_that_runs_notewise_has_a_code_param():
                     and not re.search(r"^\s+code=", body, re.M):
                 missing.append(f"{path.name}: {rule.group(1)}")
     assert not missing
+
+
+def test_no_rule_repeats_a_section():
+    """Snakemake keeps one of two ``params:`` (or other) sections of a rule and drops the other
+    without a word: real_eval_predict's code hash was dropped that way."""
+    import re
+
+    from notewise.config import REPO_ROOT
+
+    repeated = []
+    for path in sorted((REPO_ROOT / "rules").glob("*.smk")):
+        for rule in re.finditer(r"(?ms)^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)",
+                                path.read_text()):
+            sections = re.findall(r"^    (\w+):", rule.group(2), re.M)
+            repeated += [f"{path.name}: {rule.group(1)}.{name}"
+                         for name in sorted(set(sections)) if sections.count(name) > 1]
+    assert not repeated
