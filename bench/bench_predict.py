@@ -28,7 +28,7 @@ import numpy as np
 import soundfile
 import torch
 
-from notewise.pitch.inference import Predictor, default_threshold
+from notewise.pitch.inference import Predictor, decode_default, default_threshold
 from notewise.pitch.model import PitchModel, PitchModelConfig
 from notewise.pitch.predict import file_frames, stream_audio, write_csv
 
@@ -70,7 +70,8 @@ def load_predictor(checkpoint: str | None) -> tuple[Predictor, str]:
         return Predictor.load(checkpoint, device="cpu"), checkpoint
     torch.manual_seed(0)
     model = PitchModel(PitchModelConfig()).eval()
-    return Predictor(model, default_threshold()), "untrained default model"
+    return (Predictor(model, default_threshold(), refine_cents=decode_default("refine_cents")),
+            "untrained default model")
 
 
 def basic_pitch_cost(wav) -> tuple[float | None, float | None]:

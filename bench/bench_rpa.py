@@ -135,6 +135,9 @@ def main(argv=None) -> dict:
                              " default notes.PARTIAL_INTERVALS)")
     parser.add_argument("--melody-share", type=float,
                         help="the latest pick's MELODY_SHARE for this run (default notes')")
+    parser.add_argument("--refine-cents", type=float,
+                        help="predict's pitch_model.decode.refine_cents for this run (default:"
+                             " the schema's; 0: the model's f0 as it is)")
     parser.add_argument("--intervals", action="store_true",
                         help="also print where notewise's misses lie, per instrument")
     args = parser.parse_args(argv)
@@ -148,7 +151,8 @@ def main(argv=None) -> dict:
         audio = validation_clips(Path(args.notes), Path(args.validation_dir), args.pieces,
                                  args.validation_soundfont)
     manifest = json.loads((audio / "manifest.json").read_text())
-    predictor = Predictor.load(args.checkpoint or release_checkpoint(), device="cpu")
+    predictor = Predictor.load(args.checkpoint or release_checkpoint(), device="cpu",
+                               refine_cents=args.refine_cents)
     systems = {"notewise": lambda wav, ref: notewise_melody(predictor, wav, len(ref),
                                                             pick=args.pick, melody=ref)}
     if basic_pitch_problem() is None:

@@ -10,7 +10,10 @@ note, and its mean |.| over the frequencies:
 1. for sub-bin estimators of the confidence map's peak: the centroid over +-4 bins (decode's),
    +-2, floor-subtracted, and 3-, 5- and 7-point log-Gaussian fits;
 2. with a correction table fitted on half the frequencies (by position in the model's 8-bin
-   group, by that and the octave, by coarse position) and applied to the other half.
+   group, by that and the octave, by coarse position) and applied to the other half;
+3. predict's f0 (the strongest note refined by ``pitch_model.decode.refine_cents``,
+   ``notewise.pitch.reassign``), and the reassignment's own error on tones of 1, 4 and 8 partials
+   by band, under the Hann window and under its square (the one it uses).
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ import argparse
 import numpy as np
 import torch
 
+from notewise.pitch import reassign
 from notewise.pitch.evaluate import window_position_waves
-from notewise.pitch.inference import Predictor
+from notewise.pitch.inference import Predictor, decode_default, strongest
 from notewise.pitch.release import release_checkpoint
 
 GROUP = 8  # bins per position of the strided model's grid
@@ -85,6 +89,38 @@ def main(argv=None) -> None:
                       ("position x octave", phase * 16 + octave),
                       ("coarse position", np.floor(bins / GROUP).astype(int))):
         print(f"  {name:>21}: {np.abs(corrected(base, key, fit & ok)[held]).mean():.3f}")
+    refine = decode_default("refine_cents")
+    predictor.refine_cents = refine
+    refined = np.array([np.mean(1200 * np.log2(strongest(predictor.notes(
+        window_position_waves(freq, args.offsets, cfg.window, cfg.sample_rate), threshold=0.0),
+        args.offsets)[0] / freq)) for freq in freqs])
+    print(f"predict's f0 (refine_cents {refine:g}): mean |bias| {np.abs(refined[ok]).mean():.4f},"
+          f" max {np.abs(refined[ok]).max():.4f} cents")
+    print_reassignment_error(cfg.window, cfg.sample_rate)
+
+
+def print_reassignment_error(window: int, sample_rate: int) -> None:
+    """The reassigned fundamental's worst error (cents) on harmonic tones, by band."""
+    t = np.arange(window) / sample_rate
+    print("reassignment alone, worst |error| (cents) on tones of 1, 4, 8 partials, 6 phases:")
+    for name, power in (("Hann", 1), ("Hann squared", 2)):
+        worst = []
+        for lo, hi in BANDS:
+            errors = [abs(1200 * np.log2(reassign.reassigned_f0(
+                harmonic_tone(f, phase, n, t, sample_rate)[None],
+                np.array([0]), np.array([f]), sample_rate, 25.0, power)[0] / f))
+                for f in np.geomspace(lo, hi, 30) for phase in np.linspace(0, 6.2, 6)
+                for n in (1, 4, 8)]
+            worst.append(f"{lo}-{hi} Hz {max(errors):.4f}")
+        print(f"  {name:>12}: " + "  ".join(worst))
+
+
+def harmonic_tone(freq: float, phase: float, partials: int, t: np.ndarray, sample_rate: int):
+    return sum(np.sin(2 * np.pi * k * freq * t + k * phase) / k for k in range(1, partials + 1)
+               if k * freq < sample_rate / 2)
+
+
+BANDS = ((40, 60), (60, 80), (80, 120), (120, 200), (200, 400), (400, 4000))
 
 
 if __name__ == "__main__":

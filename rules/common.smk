@@ -165,7 +165,9 @@ def midi_spec(*sections):
 # Music-driven datasets (kind midi_render) and the pitch matrix (rules/music.smk).
 
 
-#: The matrix rules rerun when the code that trains or scores their models changes.
+#: The matrix rules rerun when the code that trains (MATRIX_TRAIN_CODE) or trains and scores
+#: (MATRIX_CODE) their models changes.
+MATRIX_TRAIN_CODE = code_hash("matrix_train")
 MATRIX_CODE = code_hash("matrix")
 MATRIX = section_settings(config, "music_matrix")
 MATRIX_MODELS = list(MATRIX["models"])
@@ -196,9 +198,21 @@ def matrix_dataset_dirs(names):
     return [named_dataset(name, "music_matrix") for name in names]
 
 
-MATRIX_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
-                              "pitch_model": config.get("pitch_model", {}),
-                              "mixture": MATRIX})
+def mixture_spec(mixture, training=False):
+    """The mixture trainer's ``--spec`` (music-matrix-train/-evaluate) of a recipe (the
+    ``music_matrix`` or ``pitch_release`` section), as canonical JSON. ``training``: only what
+    decides the weights (the datasets are the rule's inputs), so that a decoding or evaluation
+    change retrains nothing."""
+    pitch = config.get("pitch_model", {})
+    if training:
+        pitch = {key: pitch[key] for key in ("model", "train") if key in pitch}
+        mixture = {key: mixture[key] for key in ("train_windows", "model", "train")}
+    return canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
+                           "pitch_model": pitch, "mixture": mixture})
+
+
+MATRIX_SPEC = mixture_spec(MATRIX)
+MATRIX_TRAIN_SPEC = mixture_spec(MATRIX, training=True)
 MATRIX_EVAL_NAMES = list(MATRIX["eval"])
 
 
@@ -243,9 +257,8 @@ PITCH_POLY_DIR = pitch_dataset(PITCH["evaluate"]["polyphonic_dataset"])
 
 RELEASE = section_settings(config, "pitch_release")
 #: The mixture trainer's spec (music-matrix-train/-evaluate), with the release's recipe.
-RELEASE_SPEC = canonical_json({"audio": FULL_CONFIG["audio"], "bins": FULL_CONFIG["bins"],
-                               "pitch_model": config.get("pitch_model", {}),
-                               "mixture": RELEASE})
+RELEASE_SPEC = mixture_spec(RELEASE)
+RELEASE_TRAIN_SPEC = mixture_spec(RELEASE, training=True)
 #: The released model's training settings: pitch_model.train under pitch_release.train.
 RELEASE_TRAIN = {**PITCH["train"], **RELEASE["train"]}
 RELEASE_DIR = "results/release/pitch"

@@ -38,8 +38,8 @@ rule matrix_train:
         model="results/music/models/{matrix_model}/model.pth",
         metrics="results/music/models/{matrix_model}/metrics.json",
     params:
-        spec=MATRIX_SPEC,
-        code=MATRIX_CODE,
+        spec=MATRIX_TRAIN_SPEC,
+        code=MATRIX_TRAIN_CODE,
         dirs=lambda wc: matrix_dataset_dirs(MATRIX["models"][wc.matrix_model]),
         out=lambda wc, output: os.path.dirname(output.model),
     threads: 1

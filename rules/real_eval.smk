@@ -58,6 +58,8 @@ rule real_eval_predict:
         "results/real_eval/notewise/{clip}.csv",
     params:
         stamp=PITCH["decode"]["stamp"],
+        threshold=PITCH["decode"]["threshold"],
+        refine=PITCH["decode"]["refine_cents"],
         code=PREDICT_CODE,
     threads: 1
     log:
@@ -68,7 +70,8 @@ rule real_eval_predict:
         "../envs/notewise.yaml"
     shell:
         "OMP_NUM_THREADS={threads} notewise predict {input.wav} --checkpoint {input.model}"
-        " --stamp {params.stamp} -o {output} 2> {log}"
+        " --stamp {params.stamp} --threshold {params.threshold} --refine-cents {params.refine}"
+        " -o {output} 2> {log}"
 
 
 rule real_eval_peer:

@@ -16,8 +16,8 @@ rule release_train:
         metrics=f"{RELEASE_DIR}/metrics.json",
         config=f"{RELEASE_DIR}/model_config.json",
     params:
-        spec=RELEASE_SPEC,
-        code=MATRIX_CODE,
+        spec=RELEASE_TRAIN_SPEC,
+        code=MATRIX_TRAIN_CODE,
         dirs=lambda wc: release_dataset_dirs(RELEASE["datasets"]),
         out=lambda wc, output: os.path.dirname(output.model),
         launcher=torchrun_launcher(RELEASE_TRAIN["nproc"], RELEASE_TRAIN["threads"]),

@@ -117,6 +117,32 @@ def test_the_sweep_trains_on_no_held_out_piece_or_soundfont():
     assert not trained & set(matrix["eval"].values())  # chosen on sets no candidate trains on
 
 
+def test_a_decoding_change_reruns_the_release_s_scoring_but_not_its_training(tmp_path):
+    """The training rules' params (their spec and code hash) hold only what decides the
+    weights: a decoding default moved retrains neither the release nor a matrix model."""
+    from snakekit import make_workdir, snakemake
+
+    with open(REPO_ROOT / "config.yaml") as fh:
+        workdir = make_workdir(tmp_path / "wf", yaml.safe_load(fh))
+    (workdir / "configs").mkdir()
+    (workdir / "configs" / "release.yaml").write_text((REPO_ROOT / "configs/release.yaml").read_text())
+    (workdir / "decode.yaml").write_text("pitch_model: {decode: {threshold: 0.4, refine_cents: 0}}\n")
+
+    def commands(*configs):
+        dry = snakemake(workdir, "results/release/pitch/scores.json", "pitch_matrix", "-n", "-p",
+                        "--forceall", "--configfile", *configs)
+        lines = dry.stdout.splitlines()
+        return {rule: next(line for line in lines[lines.index(f"rule {rule}:"):]
+                           if "notewise" in line or "music-matrix" in line)
+                for rule in ("release_train", "release_score", "matrix_train")}
+
+    base = commands("config.yaml", "configs/release.yaml")
+    moved = commands("config.yaml", "configs/release.yaml", "decode.yaml")
+    assert moved["release_train"] == base["release_train"]
+    assert moved["matrix_train"] == base["matrix_train"]
+    assert moved["release_score"] != base["release_score"]  # scored with the new decoding
+
+
 @pytest.mark.timeout(300)
 def test_the_release_path_retrained_gives_the_same_model_and_metrics(tmp_path):
     """What makes `pitch_release` reproducible: its trainer (a mixture of datasets, the

@@ -90,6 +90,21 @@ def test_changed_training_code_restarts_instead_of_resuming(tmp_path, data, monk
     assert (out / "checkpoint" / "state.pth").stat().st_mtime_ns != written  # trained again
 
 
+def test_a_decoding_or_evaluation_change_keeps_the_checkpoint(tmp_path, data):
+    from notewise.pitch.train import settings_fingerprint
+
+    settings = tiny_settings(epochs=1)
+    other = {**settings, "decode": {**settings["decode"], "threshold": 0.45, "refine_cents": 0},
+             "evaluate": {**settings["evaluate"], "batch_size": 7}}
+    assert settings_fingerprint(other) == settings_fingerprint(settings)
+    assert settings_fingerprint(other, windows=3) != settings_fingerprint(settings, windows=4)
+    out = tmp_path / "model"
+    first = train_pitch(settings, *data, out, progress=False)
+    written = (out / "checkpoint" / "state.pth").stat().st_mtime_ns
+    assert train_pitch(other, *data, out, progress=False) == first  # resumed: already done
+    assert (out / "checkpoint" / "state.pth").stat().st_mtime_ns == written
+
+
 def test_code_hash_per_stage_names_unknown_stages(monkeypatch):
     from notewise.pitch.settings import CODE, code_hash
 

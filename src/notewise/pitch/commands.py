@@ -80,7 +80,8 @@ def predict(args: argparse.Namespace) -> None:
                              stamp=args.stamp, threshold=args.threshold,
                              onset_threshold=args.onset_threshold,
                              min_duration=args.min_duration, batch_size=args.batch_size,
-                             device=args.device, nonfinite=args.nonfinite)
+                             device=args.device, nonfinite=args.nonfinite,
+                             refine_cents=args.refine_cents)
     log.info("%d rows; %.2f s wall, %.2f s CPU", len(table), time.perf_counter() - wall_start,
              time.process_time() - cpu_start)
 
@@ -146,6 +147,9 @@ def register(subparsers) -> None:
     p.add_argument("--threshold", type=float,
                    help="confidence threshold of a frame (default: pitch_model.decode.threshold,"
                         " 0.3)")
+    p.add_argument("--refine-cents", type=float,
+                   help="how far a note's f0 may move to its fundamental's reassigned frequency"
+                        " (default: pitch_model.decode.refine_cents, 25; 0: the model's f0)")
     p.add_argument("--onset-threshold", type=float, default=0.5,
                    help="a note is kept if one of its frames reaches this (hysteresis; notes only)")
     p.add_argument("--min-duration", type=float, default=0.05,

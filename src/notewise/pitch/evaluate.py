@@ -325,7 +325,7 @@ def evaluate_pitch(settings: dict, checkpoint: str | Path, single_dir: str | Pat
 
     ev, dec = settings["evaluate"], settings["decode"]
     predictor = Predictor.load(checkpoint, dec["threshold"], dec["radius"], ev["batch_size"],
-                               ev["device"])
+                               ev["device"], dec["refine_cents"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"checkpoint": str(checkpoint), "decode": dec}

@@ -58,8 +58,8 @@ class ConcatSource:
 def train_matrix_model(settings: dict, train_dirs: list, windows: int, out_dir) -> list[dict]:
     """Train one matrix model on ``windows`` windows split evenly over ``train_dirs``; publish
     ``model.pth``, ``metrics.json`` and ``model_config.json`` into ``out_dir``."""
-    fingerprint = settings_fingerprint({**settings, "train_dirs": [str(d) for d in train_dirs],
-                                        "windows": windows})
+    fingerprint = settings_fingerprint(settings, train_dirs=[str(d) for d in train_dirs],
+                                       windows=windows)
 
     def make_task():
         sources = [open_dataset(d, settings["train"]["preload"], verify=settings["train"]["verify"])
@@ -100,7 +100,7 @@ def evaluate_matrix_model(settings: dict, checkpoint, eval_dirs: dict, max_windo
 
     dec, ev = settings["decode"], settings["evaluate"]
     predictor = Predictor.load(checkpoint, dec["threshold"], dec["radius"], ev["batch_size"],
-                               ev["device"])
+                               ev["device"], dec["refine_cents"])
     rows = [{"eval_set": name, **score_dataset(predictor, path, max_windows)}
             for name, path in eval_dirs.items()]
     atomic_write_text(output, json.dumps(rows, indent=2) + "\n")

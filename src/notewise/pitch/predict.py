@@ -40,7 +40,7 @@ from notewise.atomicio import atomic_write_csv
 
 from .audio import BLOCK_S, frame, model_audio, stamp_offset, stream_audio, stream_windows
 from .decode import DecodedNotes
-from .inference import Predictor, concat_notes
+from .inference import Predictor, concat_notes, decode_default
 from .notes import frames_to_notes, melody, write_midi
 
 __all__ = ["file_frames", "frame", "model_audio", "predict", "predict_file", "predict_frames",
@@ -63,9 +63,7 @@ def read_audio(path: str | Path, sample_rate: int, nonfinite: str = "error",
 def default_stamp() -> float:
     """The stamp position of the schema (``pitch_model.decode.stamp``), measured on validation
     music (docs/pitch_model.md, "Where in the window")."""
-    from .settings import pitch_settings
-
-    return pitch_settings({})["decode"]["stamp"]
+    return decode_default("stamp")
 
 
 def predict_frames(predictor: Predictor, audio: np.ndarray, hop: int,
@@ -109,7 +107,7 @@ def _frame_table(notes: DecodedNotes, hop: int, sample_rate: int) -> pd.DataFram
     }, columns=CSV_COLUMNS)
 
 
-def _predictor(checkpoint, threshold, batch_size, device) -> Predictor:
+def _predictor(checkpoint, threshold, batch_size, device, refine_cents=None) -> Predictor:
     """A loaded ``Predictor`` is used as it is (its own threshold, batch size and device);
     ``None`` is the released model shipped in the package."""
     if isinstance(checkpoint, Predictor):
@@ -118,7 +116,8 @@ def _predictor(checkpoint, threshold, batch_size, device) -> Predictor:
         from .release import release_checkpoint
 
         checkpoint = release_checkpoint()
-    return Predictor.load(checkpoint, threshold=threshold, batch_size=batch_size, device=device)
+    return Predictor.load(checkpoint, threshold=threshold, batch_size=batch_size, device=device,
+                          refine_cents=refine_cents)
 
 
 def _notes(predictor: Predictor, frames: pd.DataFrame, hop: int, onset_threshold: float,
@@ -130,15 +129,18 @@ def _notes(predictor: Predictor, frames: pd.DataFrame, hop: int, onset_threshold
 def predict(audio: np.ndarray, sample_rate: int, checkpoint=None, *, hop: int = 441,
             stamp: float | None = None, threshold: float | None = None,
             onset_threshold: float = 0.5, min_duration: float = 0.05, batch_size: int = 256,
-            device: str | None = None, nonfinite: str = "error") -> pd.DataFrame:
+            device: str | None = None, nonfinite: str = "error",
+            refine_cents: float | None = None) -> pd.DataFrame:
     """The notes (``notes.NOTE_COLUMNS``, times in seconds) of ``audio`` (``[samples]`` or
     ``[samples, channels]`` at ``sample_rate`` Hz). ``checkpoint``: a model file, a loaded
     ``Predictor``, or None for the released model shipped in the package; ``stamp`` where in
     its window a window's notes are placed in time (a fraction of the window; default the
     schema's ``pitch_model.decode.stamp``); ``threshold`` (frames; default the schema's
     ``pitch_model.decode.threshold``) and ``onset_threshold`` are the two thresholds of the
-    hysteresis, ``min_duration`` seconds the shortest note kept."""
-    predictor = _predictor(checkpoint, threshold, batch_size, device)
+    hysteresis, ``min_duration`` seconds the shortest note kept; ``refine_cents`` how far the
+    spectrum may move a note's f0 (``reassign.reassigned_f0``; default the schema's
+    ``pitch_model.decode.refine_cents``, 0: the model's f0)."""
+    predictor = _predictor(checkpoint, threshold, batch_size, device, refine_cents)
     audio = model_audio(audio, sample_rate, predictor.model.cfg.sample_rate, nonfinite=nonfinite)
     return _notes(predictor, predict_frames(predictor, audio, hop, stamp), hop, onset_threshold,
                   min_duration)
@@ -148,10 +150,10 @@ def predict_file(audio_path: str | Path, checkpoint=None, *, hop: int = 441,
                  stamp: float | None = None, threshold: float | None = None,
                  onset_threshold: float = 0.5, min_duration: float = 0.05, batch_size: int = 256,
                  device: str | None = None, nonfinite: str = "error",
-                 block_s: float = BLOCK_S) -> pd.DataFrame:
+                 block_s: float = BLOCK_S, refine_cents: float | None = None) -> pd.DataFrame:
     """``predict`` of an audio file (any format libsndfile reads), with ``predict``'s settings,
     streamed ``block_s`` seconds of input at a time (``file_frames``)."""
-    predictor = _predictor(checkpoint, threshold, batch_size, device)
+    predictor = _predictor(checkpoint, threshold, batch_size, device, refine_cents)
     frames = file_frames(predictor, audio_path, hop, stamp, nonfinite, block_s)
     return _notes(predictor, frames, hop, onset_threshold, min_duration)
 
@@ -175,11 +177,12 @@ def write_prediction(audio_path: str | Path, checkpoint, out, hop: int = 441,
                      stamp: float | None = None, threshold: float | None = None,
                      onset_threshold: float = 0.5, min_duration: float = 0.05,
                      batch_size: int = 256, device: str | None = None,
-                     nonfinite: str = "error", block_s: float = BLOCK_S) -> pd.DataFrame:
+                     nonfinite: str = "error", block_s: float = BLOCK_S,
+                     refine_cents: float | None = None) -> pd.DataFrame:
     """Predict ``audio_path`` (streamed, ``file_frames``) and write to ``out`` (a path or a text
     stream) what its name asks for (``output_kind``); returns the table written (frames, notes
     or melody)."""
-    predictor = _predictor(checkpoint, threshold, batch_size, device)
+    predictor = _predictor(checkpoint, threshold, batch_size, device, refine_cents)
     frames = file_frames(predictor, audio_path, hop, stamp, nonfinite, block_s)
     kind = output_kind(out)
     if kind == "frames":

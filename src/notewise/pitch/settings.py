@@ -25,6 +25,15 @@ def pitch_settings(config: dict) -> dict:
     }
 
 
+#: The sections of pitch settings a trained model's weights depend on: a change to any other
+#: (decoding, evaluation, plots) retrains nothing and resumes a checkpoint.
+TRAINING_SECTIONS = ("audio", "bins", "labels", "model", "train")
+
+
+def training_settings(settings: dict) -> dict:
+    return {key: settings[key] for key in TRAINING_SECTIONS}
+
+
 def model_config(settings: dict):
     """The ``PitchModelConfig`` a settings dict (from :func:`pitch_settings`) describes."""
     from .model import PitchModelConfig
@@ -47,10 +56,12 @@ CODE = {
     "train": ("pitch/model.py", "pitch/loss.py", "pitch/train.py", "pitch/settings.py",
               "training/harness.py", "training/checkpoint.py", "training/distributed.py",
               "loading"),
-    "evaluate": ("pitch/decode.py", "pitch/inference.py", "pitch/evaluate.py"),
+    "evaluate": ("pitch/decode.py", "pitch/reassign.py", "pitch/inference.py",
+                 "pitch/evaluate.py"),
     "plots": ("pitch/plots.py",),
 }
-CODE["matrix"] = CODE["train"] + CODE["evaluate"] + ("pitch/matrix.py", "pitch/matrix_commands.py")
+CODE["matrix_train"] = CODE["train"] + ("pitch/matrix.py", "pitch/matrix_commands.py")
+CODE["matrix"] = CODE["matrix_train"] + CODE["evaluate"]
 CODE["real_eval"] = ("pitch/real_eval.py", "pitch/peers.py", "music")
 #: ``notewise predict`` and what it loads (model, decoding, notes, export): the whole package.
 CODE["predict"] = ("pitch",)

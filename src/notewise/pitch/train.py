@@ -244,12 +244,13 @@ def open_dataset(path: str | Path, preload: bool, device: str | None = None,
     return DatasetReader(Path(path), preload=preload, device=device, verify=verify)
 
 
-def settings_fingerprint(settings: dict) -> str:
-    """What the checkpoint depends on (settings and training code); a change restarts
-    training from scratch."""
-    from .settings import code_hash
+def settings_fingerprint(settings: dict, **inputs) -> str:
+    """What the checkpoint depends on (the training settings, ``inputs`` such as the datasets,
+    and the training code); a change restarts training from scratch."""
+    from .settings import code_hash, training_settings
 
-    text = json.dumps({"settings": settings, "code": code_hash("train")}, sort_keys=True)
+    text = json.dumps({"settings": training_settings(settings), "inputs": inputs,
+                       "code": code_hash("train")}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
