@@ -135,9 +135,17 @@ def main(argv=None) -> dict:
                              " default notes.PARTIAL_INTERVALS)")
     parser.add_argument("--melody-share", type=float,
                         help="the latest pick's MELODY_SHARE for this run (default notes')")
+    parser.add_argument("--melody-energy", type=float,
+                        help="the latest pick's MELODY_ENERGY for this run (default notes'; 0:"
+                             " no energy condition)")
+    parser.add_argument("--partial-within", type=float,
+                        help="the latest pick's PARTIAL_WITHIN_S for this run (default notes';"
+                             " inf: a partial whenever the interval fits)")
     parser.add_argument("--refine-cents", type=float,
                         help="predict's pitch_model.decode.refine_cents for this run (default:"
                              " the schema's; 0: the model's f0 as it is)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="notewise alone (basic-pitch's figures do not depend on the pick)")
     parser.add_argument("--intervals", action="store_true",
                         help="also print where notewise's misses lie, per instrument")
     args = parser.parse_args(argv)
@@ -145,6 +153,10 @@ def main(argv=None) -> dict:
         notes.PARTIAL_INTERVALS = tuple(args.partials)
     if args.melody_share is not None:
         notes.MELODY_SHARE = args.melody_share
+    if args.melody_energy is not None:
+        notes.MELODY_ENERGY = args.melody_energy
+    if args.partial_within is not None:
+        notes.PARTIAL_WITHIN_S = args.partial_within
     torch.set_num_threads(1)
     audio = Path(args.audio_dir)
     if args.validation:
@@ -155,7 +167,9 @@ def main(argv=None) -> dict:
                                refine_cents=args.refine_cents)
     systems = {"notewise": lambda wav, ref: notewise_melody(predictor, wav, len(ref),
                                                             pick=args.pick, melody=ref)}
-    if basic_pitch_problem() is None:
+    if args.no_peer:
+        pass
+    elif basic_pitch_problem() is None:
         peer = BasicPitch()
         systems["basic_pitch"] = lambda wav, ref: basic_pitch_melody(peer, wav, len(ref))
     else:
@@ -183,7 +197,7 @@ def main(argv=None) -> dict:
     print(f"mono raw pitch accuracy ({audio}; notewise pick {args.pick}): "
           + "  ".join(systems))
     for key in result["notewise"]:
-        print(f"  {key:>8}: " + "  ".join(f"{result[s][key]:.3f}" for s in systems))
+        print(f"  {key:>8}: " + "  ".join(f"{result[s][key]:.4f}" for s in systems))
     if args.intervals:
         print("notewise's misses, semitones re the melody (none: no estimate), most frames first:")
         for instrument in sorted({i for i, _ in intervals}):

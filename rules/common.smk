@@ -281,6 +281,7 @@ REAL_EVAL_CLIPS = clip_names(REAL_EVAL)
 REAL_EVAL_CHECKPOINT = REAL_EVAL["checkpoint"] or "results/models/pitch/model.pth"
 #: The evaluation's audio is rerendered when the renderer's or the evaluation's code changes.
 REAL_EVAL_CODE = code_hash("real_eval")
+REAL_EVAL_SCORE_CODE = code_hash("real_eval_score")
 #: ``notewise predict`` (the evaluation's transcriptions) reruns when the pitch package changes.
 PREDICT_CODE = code_hash("predict")
 if REAL_EVAL_SOUNDFONT is None:

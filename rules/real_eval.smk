@@ -104,7 +104,7 @@ rule real_eval_score:
                       caption="../workflow/report/real_eval_melody.rst",
                       category="Real instruments"),
     params:
-        code=REAL_EVAL_CODE,
+        code=REAL_EVAL_SCORE_CODE,
         audio=lambda wc, input: os.path.dirname(input.manifest),
         ours=lambda wc, input: os.path.dirname(input.ours[0]),
     log:

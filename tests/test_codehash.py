@@ -88,6 +88,29 @@ def test_the_mixture_trainers_commands_are_in_the_matrix_hash(package):
     assert source_hash(CODE["matrix"], package) != before
 
 
+def pitch_modules_imported(path) -> set[str]:
+    """``pitch/NAME.py`` of every ``notewise.pitch`` module ``path`` imports (anywhere in it)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            module = ("notewise.pitch." + node.module) if node.level else node.module
+            if module.startswith("notewise.pitch."):
+                found.add("pitch/" + module.removeprefix("notewise.pitch.") + ".py")
+    return found
+
+
+def test_the_real_eval_score_hash_covers_what_scoring_imports():
+    """An edit to the melody pick (pitch/notes.py) reruns the score that reports it."""
+    from notewise.pitch.settings import CODE
+
+    scoring = {"pitch/real_eval.py", "pitch/peers.py"}
+    imported = set().union(*(pitch_modules_imported(PACKAGE_DIR / f) for f in scoring))
+    assert "pitch/notes.py" in imported
+    assert imported <= set(CODE["real_eval_score"])
+
+
 def test_a_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no_such"):
         source_hash(("no_such",), tmp_path)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.pitch.notes import (MELODY_COLUMNS, NOTE_COLUMNS, TICKS_PER_SECOND, frames_to_notes,
-                                  melody, midi_bytes)
+from notewise.pitch.notes import (MELODY_COLUMNS, MELODY_ENERGY, NOTE_COLUMNS, TICKS_PER_SECOND,
+                                  frames_to_notes, melody, midi_bytes)
 
 FRAME_S = 0.01
 
@@ -94,6 +94,32 @@ def test_the_melody_takes_the_newest_note_and_no_partial_of_another():
     assert [by_frame[k] for k in (0, 29)] == [69, 69]
     assert {by_frame[k] for k in range(30, 60)} == {71}
     assert melody(frames(), FRAME_S).empty
+
+
+def test_a_melody_leaping_a_fifth_or_an_octave_over_a_ringing_note_is_no_partial():
+    """A new note 7 or 12 semitones above the previous one, which still rings, started later
+    and outlasts it: a melody note, not that note's partial."""
+    table = frames((440.0, 0, 44, 0.9, 0.6),     # A4 0-0.45 s, ringing under the next note
+                   (659.26, 30, 79, 0.8, 0.4),   # E5 (a fifth up) from 0.3 s
+                   (1318.5, 60, 99, 0.8, 0.4))   # E6 (an octave up) from 0.6 s, E5 ringing on
+    line = melody(table, FRAME_S)
+    by_frame = dict(zip(np.rint(line["time"] / FRAME_S).astype(int), line["pitch"]))
+    assert {by_frame[k] for k in range(0, 30)} == {69}
+    assert {by_frame[k] for k in range(30, 60)} == {76}
+    assert {by_frame[k] for k in range(60, 100)} == {88}
+
+
+def test_a_new_note_takes_the_melody_once_it_carries_energy():
+    """Detected while its attack is still at the window's edge, a new note holds a small share
+    of the window's energy: the melody moves to it once it has MELODY_ENERGY of the loudest."""
+    loud, quiet = 0.6, 0.6 * MELODY_ENERGY * 0.9
+    table = frames((440.0, 0, 49, 0.9, loud),     # A4 0-0.5 s
+                   (493.88, 40, 44, 0.9, quiet),  # B4 detected from 0.4 s, quiet until 0.45 s
+                   (493.88, 45, 79, 0.9, loud))
+    line = melody(table, FRAME_S)
+    by_frame = dict(zip(np.rint(line["time"] / FRAME_S).astype(int), line["pitch"]))
+    assert {by_frame[k] for k in range(0, 45)} == {69}
+    assert {by_frame[k] for k in range(45, 80)} == {71}
 
 
 @settings(max_examples=60, deadline=None)

@@ -63,6 +63,8 @@ CODE = {
 CODE["matrix_train"] = CODE["train"] + ("pitch/matrix.py", "pitch/matrix_commands.py")
 CODE["matrix"] = CODE["matrix_train"] + CODE["evaluate"]
 CODE["real_eval"] = ("pitch/real_eval.py", "pitch/peers.py", "music")
+#: Scoring also picks the melody from predict's frames.
+CODE["real_eval_score"] = CODE["real_eval"] + ("pitch/notes.py",)
 #: ``notewise predict`` and what it loads (model, decoding, notes, export): the whole package.
 CODE["predict"] = ("pitch",)
 CODE["release"] = ("pitch/release.py",)
