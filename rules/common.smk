@@ -13,7 +13,8 @@ from notewise import kinds
 from notewise.config import canonical_json, kind_settings, section_settings
 from notewise.midi.corpus import has_split_dirs, user_corpus_files
 from notewise.music.corpus import NOTES_FILE
-from notewise.pitch.settings import code_hash, pitch_settings
+from notewise.pitch.settings import pitch_settings
+from notewise.pitch.stages import code_hash
 from notewise.store.layout import build_id
 from notewise.workflow import resources as _compute
 from notewise.workflow.codehash import (kind_code_hash, notes_code_hash, source_hash,

@@ -5,7 +5,7 @@
 # output (Snakemake deletes outputs before a job runs): an interrupted job resumes; changed
 # settings start it over. Each rule gets only the settings it uses (params), so changing, say,
 # the plots' settings redraws the plots without retraining; likewise each rule's `code` param
-# hashes the source it depends on (notewise.pitch.settings.CODE).
+# hashes the source it depends on (notewise.pitch.stages.CODE).
 
 # Helpers (pitch_spec, pitch_dataset and the PITCH_* dataset directories) live in rules/common.smk.
 

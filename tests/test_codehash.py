@@ -81,7 +81,7 @@ def test_timbre_and_notes_hashes_follow_their_folders(package):
 def test_the_mixture_trainers_commands_are_in_the_matrix_hash(package):
     """The matrix and release rules rerun when the code that turns their spec into settings
     changes (it lived in music/, which no training hash covered)."""
-    from notewise.pitch.settings import CODE
+    from notewise.pitch.stages import CODE
 
     before = source_hash(CODE["matrix"], package)
     _edit(package, "pitch/matrix_commands.py")
@@ -103,12 +103,19 @@ def pitch_modules_imported(path) -> set[str]:
 
 def test_the_real_eval_score_hash_covers_what_scoring_imports():
     """An edit to the melody pick (pitch/notes.py) reruns the score that reports it."""
-    from notewise.pitch.settings import CODE
+    from notewise.pitch.stages import CODE
 
     scoring = {"pitch/real_eval.py", "pitch/peers.py"}
     imported = set().union(*(pitch_modules_imported(PACKAGE_DIR / f) for f in scoring))
     assert "pitch/notes.py" in imported
     assert imported <= set(CODE["real_eval_score"])
+
+
+def test_the_stage_table_is_in_no_training_hash():
+    """Adding a file to a stage's list reruns that stage, not every model's training."""
+    from notewise.pitch.stages import CODE
+
+    assert all("pitch/stages.py" not in CODE[stage] for stage in ("train", "matrix_train"))
 
 
 def test_a_missing_folder_is_an_error(tmp_path):

@@ -77,13 +77,13 @@ def test_changed_settings_restart_instead_of_resuming(tmp_path, data):
 
 
 def test_changed_training_code_restarts_instead_of_resuming(tmp_path, data, monkeypatch):
-    from notewise.pitch import settings as pitch_settings_module
+    from notewise.pitch import stages as pitch_stages_module
 
     out = tmp_path / "model"
     train_pitch(tiny_settings(epochs=1), *data, out, progress=False)
     stamp = (out / "checkpoint" / "settings.sha").read_text()
     written = (out / "checkpoint" / "state.pth").stat().st_mtime_ns
-    monkeypatch.setattr(pitch_settings_module, "code_hash", lambda stage: "edited")
+    monkeypatch.setattr(pitch_stages_module, "code_hash", lambda stage: "edited")
     again = train_pitch(tiny_settings(epochs=1), *data, out, progress=False)
     assert [r["epoch"] for r in again] == [0]
     assert (out / "checkpoint" / "settings.sha").read_text() != stamp
@@ -106,7 +106,7 @@ def test_a_decoding_or_evaluation_change_keeps_the_checkpoint(tmp_path, data):
 
 
 def test_code_hash_per_stage_names_unknown_stages(monkeypatch):
-    from notewise.pitch.settings import CODE, code_hash
+    from notewise.pitch.stages import CODE, code_hash
 
     hashes = {stage: code_hash(stage) for stage in CODE}
     assert len(set(hashes.values())) == len(CODE)

@@ -247,7 +247,8 @@ def open_dataset(path: str | Path, preload: bool, device: str | None = None,
 def settings_fingerprint(settings: dict, **inputs) -> str:
     """What the checkpoint depends on (the training settings, ``inputs`` such as the datasets,
     and the training code); a change restarts training from scratch."""
-    from .settings import code_hash, training_settings
+    from .settings import training_settings
+    from .stages import code_hash
 
     text = json.dumps({"settings": training_settings(settings), "inputs": inputs,
                        "code": code_hash("train")}, sort_keys=True)
