@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -88,6 +89,20 @@ def test_changed_training_code_restarts_instead_of_resuming(tmp_path, data, monk
     assert [r["epoch"] for r in again] == [0]
     assert (out / "checkpoint" / "settings.sha").read_text() != stamp
     assert (out / "checkpoint" / "state.pth").stat().st_mtime_ns != written  # trained again
+
+
+def test_a_dataset_rebuilt_in_place_restarts_instead_of_resuming(tmp_path):
+    """Snakemake reruns training when a dataset is rebuilt; the finished checkpoint of the old
+    data in the same output directory must not be published again as the new model."""
+    from notewise.pitch.matrix import train_matrix_model
+
+    out = tmp_path / "model"
+    source = make_dataset(tmp_path / "set", num_samples=32, seed=1)
+    first = train_matrix_model(tiny_settings(epochs=1), [source], 32, out)
+    shutil.rmtree(source)
+    make_dataset(tmp_path / "set", num_samples=32, seed=5)  # same directory, other windows
+    again = train_matrix_model(tiny_settings(epochs=1), [source], 32, out)
+    assert again[0]["train_loss"] != first[0]["train_loss"]
 
 
 def test_a_decoding_or_evaluation_change_keeps_the_checkpoint(tmp_path, data):

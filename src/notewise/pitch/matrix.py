@@ -21,7 +21,7 @@ import torch
 from notewise.atomicio import atomic_save_figure, atomic_write_csv, atomic_write_text
 
 from .evaluate import FULL_CLASSES, load_windows, multipitch_scores, split_by_window
-from .train import fit_and_publish, open_dataset, settings_fingerprint, task_for
+from .train import dataset_identity, fit_and_publish, open_dataset, settings_fingerprint, task_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +59,7 @@ def train_matrix_model(settings: dict, train_dirs: list, windows: int, out_dir) 
     """Train one matrix model on ``windows`` windows split evenly over ``train_dirs``; publish
     ``model.pth``, ``metrics.json`` and ``model_config.json`` into ``out_dir``."""
     fingerprint = settings_fingerprint(settings, train_dirs=[str(d) for d in train_dirs],
+                                       datasets=[dataset_identity(d) for d in train_dirs],
                                        windows=windows)
 
     def make_task():

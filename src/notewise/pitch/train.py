@@ -244,6 +244,19 @@ def open_dataset(path: str | Path, preload: bool, device: str | None = None,
     return DatasetReader(Path(path), preload=preload, device=device, verify=verify)
 
 
+def dataset_identity(path: str | Path) -> list:
+    """What a checkpoint depends on in a dataset: the checksums of its shards (``meta.json``;
+    without one, the shard files' names and sizes), so that a dataset rebuilt in the same
+    directory restarts training instead of resuming a model of the old data."""
+    path = Path(path)
+    meta = path / "meta.json"
+    if meta.exists():
+        shards = json.loads(meta.read_text())["shards"]
+        return [[shard["targets_sha256"], shard["waveforms_sha256"]] for shard in shards]
+    return sorted([str(f.relative_to(path)), f.stat().st_size]
+                  for f in path.rglob("*") if f.suffix in (".npy", ".npz"))
+
+
 def settings_fingerprint(settings: dict, **inputs) -> str:
     """What the checkpoint depends on (the training settings, ``inputs`` such as the datasets,
     and the training code); a change restarts training from scratch."""
@@ -302,8 +315,9 @@ def train_pitch(settings: dict, train_dir: str | Path, val_dir: str | Path | Non
 
     ``on_epoch_end(history)`` runs on rank 0 after each epoch's checkpoint (the harness hook).
     """
+    datasets = [dataset_identity(d) for d in (train_dir, val_dir) if d]
     return fit_and_publish(
-        settings, out_dir, settings_fingerprint(settings),
+        settings, out_dir, settings_fingerprint(settings, datasets=datasets),
         lambda: build_task(settings, train_dir, val_dir, settings["train"]["device"]),
         progress, on_epoch_end)
 
