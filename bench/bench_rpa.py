@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_rpa.py [--audio-dir results/real_eval/audio] [--checkpoint MODEL]
     .venv/bin/python bench/bench_rpa.py --validation [--pieces 16] [--checkpoint MODEL]
         [--validation-soundfont SF2 --validation-dir DIR] [--pick PICK] [--intervals]
+        [--no-peer] [--partials ...] [--melody-share S] [--melody-energy E]
+        [--partial-within SECONDS] [--refine-cents CENTS]
 
 For each mono clip (the top voice of a held-out piece through the held-out SoundFont), the
 melody note ``--pick`` chooses in each 10 ms frame against the reference melody: the share of
@@ -42,6 +44,11 @@ from notewise.pitch.release import release_checkpoint
 #: energy share, the lowest, or ``notes.melody`` (``latest``, the default, chosen on validation).
 PICKS = ("confidence", "energy", "lowest", "latest")
 LOWEST_SHARE = 0.9  # "lowest": the lowest note within this share of the frame's top confidence
+#: The latest pick's constants an option overrides for one run (``--melody-share`` ...), with
+#: what the option's extreme means.
+PICK_CONSTANTS = {"MELODY_SHARE": "0: every sounding note",
+                  "MELODY_ENERGY": "0: no energy condition",
+                  "PARTIAL_WITHIN_S": "inf: a partial whenever the interval fits"}
 
 
 def pick_notes(frames, pick: str, frame_s: float):
@@ -133,14 +140,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--partials", type=int, nargs="*",
                         help="the latest pick's PARTIAL_INTERVALS for this run (an ablation;"
                              " default notes.PARTIAL_INTERVALS)")
-    parser.add_argument("--melody-share", type=float,
-                        help="the latest pick's MELODY_SHARE for this run (default notes')")
-    parser.add_argument("--melody-energy", type=float,
-                        help="the latest pick's MELODY_ENERGY for this run (default notes'; 0:"
-                             " no energy condition)")
-    parser.add_argument("--partial-within", type=float,
-                        help="the latest pick's PARTIAL_WITHIN_S for this run (default notes';"
-                             " inf: a partial whenever the interval fits)")
+    for constant, note in PICK_CONSTANTS.items():
+        parser.add_argument("--" + constant.lower().replace("_", "-").removesuffix("-s"),
+                            type=float, dest=constant,
+                            help=f"the latest pick's {constant} for this run (default notes'"
+                                 f" {getattr(notes, constant)}; {note})")
     parser.add_argument("--refine-cents", type=float,
                         help="predict's pitch_model.decode.refine_cents for this run (default:"
                              " the schema's; 0: the model's f0 as it is)")
@@ -151,12 +155,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.partials is not None:
         notes.PARTIAL_INTERVALS = tuple(args.partials)
-    if args.melody_share is not None:
-        notes.MELODY_SHARE = args.melody_share
-    if args.melody_energy is not None:
-        notes.MELODY_ENERGY = args.melody_energy
-    if args.partial_within is not None:
-        notes.PARTIAL_WITHIN_S = args.partial_within
+    for constant in PICK_CONSTANTS:
+        if getattr(args, constant) is not None:
+            setattr(notes, constant, getattr(args, constant))
     torch.set_num_threads(1)
     audio = Path(args.audio_dir)
     if args.validation:
