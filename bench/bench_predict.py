@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_predict.py [--checkpoint results/models/pitch/model.pth]
         [--seconds 60] [--rate 22050] [--channels 2] [--hop 441] [--threads 1]
+        [--refine-cents CENTS]
 
 Writes a WAV of ``--seconds`` of music-like audio (a chord sequence of harmonic tones, a new chord
 every half second) at ``--rate`` Hz with ``--channels`` channels, a chord at a time, then runs the
@@ -105,9 +106,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--hop", type=int, default=441)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--refine-cents", type=float,
+                        help="pitch_model.decode.refine_cents for this run (default: the"
+                             " schema's; 0: no f0 refinement, to time what it costs)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     predictor, source = load_predictor(args.checkpoint)
+    if args.refine_cents is not None:
+        predictor.refine_cents = args.refine_cents
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "bench.wav"
         write_chord_wav(wav, args.seconds, args.rate, args.channels)
@@ -119,7 +125,8 @@ def main(argv=None) -> dict:
         peak_mb = peak_rss_mb()
         peer_cpu, peer_wall = basic_pitch_cost(wav)
     minutes = args.seconds / 60
-    result = {"model": source, "threads": args.threads, "audio_s": args.seconds,
+    result = {"model": source, "refine_cents": predictor.refine_cents,
+              "threads": args.threads, "audio_s": args.seconds,
               "rate": args.rate, "channels": args.channels, "hop": args.hop,
               "windows": int(samples // args.hop + 1), "rows": len(table),
               "read_cpu_s_per_min": read_cpu / minutes,

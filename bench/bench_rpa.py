@@ -4,7 +4,8 @@
     .venv/bin/python bench/bench_rpa.py --validation [--pieces 16] [--checkpoint MODEL]
         [--validation-soundfont SF2 --validation-dir DIR] [--pick PICK] [--intervals]
         [--no-peer] [--partials ...] [--melody-share S] [--melody-energy E]
-        [--partial-within SECONDS] [--refine-cents CENTS]
+        [--partial-onset SECONDS] [--partial-end SECONDS] [--refine-cents CENTS]
+        [--changes] [--shift FRAMES ...]
 
 For each mono clip (the top voice of a held-out piece through the held-out SoundFont), the
 melody note ``--pick`` chooses in each 10 ms frame against the reference melody: the share of
@@ -48,7 +49,9 @@ LOWEST_SHARE = 0.9  # "lowest": the lowest note within this share of the frame's
 #: what the option's extreme means.
 PICK_CONSTANTS = {"MELODY_SHARE": "0: every sounding note",
                   "MELODY_ENERGY": "0: no energy condition",
-                  "PARTIAL_WITHIN_S": "inf: a partial whenever the interval fits"}
+                  "PARTIAL_ONSET_S": "inf with --partial-end inf: a partial whenever the"
+                                     " interval fits",
+                  "PARTIAL_END_S": "=-inf: the onset condition alone"}
 
 
 def pick_notes(frames, pick: str, frame_s: float):
@@ -101,9 +104,11 @@ def rpa_counts(melody: np.ndarray, est: np.ndarray) -> np.ndarray:
     return np.array([melody_hits(melody, est).sum(), (melody > 0).sum()])
 
 
-def validation_clips(notes: Path, out_dir: Path, pieces: int, soundfont=None) -> Path:
+def validation_clips(notes: Path, out_dir: Path, pieces: int, soundfont=None,
+                     texture: str = "mono") -> Path:
     """Render (once) the validation clips of the module docstring into ``out_dir``, through
-    ``soundfont`` (default: the training SoundFont)."""
+    ``soundfont`` (default: the training SoundFont); ``texture`` mono (or poly,
+    ``bench/bench_poly.py``)."""
     from notewise.music.checks import default_soundfont_path
     from notewise.music.soundfont import NoteRenderer
     from notewise.pitch.real_eval import (clip_names, held_out_soundfont, instruments_at_key,
@@ -118,7 +123,7 @@ def validation_clips(notes: Path, out_dir: Path, pieces: int, soundfont=None) ->
         renderer = NoteRenderer(soundfont, 44100)
         settings["instruments"] = instruments_at_key(renderer, settings["instruments"])
         names = clip_names({**settings, "pieces": pieces}, first_piece=settings["pieces"],
-                           textures=("mono",))
+                           textures=(texture,))
         render_clips(notes, soundfont, settings, out_dir, names=names)
     return out_dir
 
@@ -152,6 +157,13 @@ def main(argv=None) -> dict:
                         help="notewise alone (basic-pitch's figures do not depend on the pick)")
     parser.add_argument("--intervals", action="store_true",
                         help="also print where notewise's misses lie, per instrument")
+    parser.add_argument("--changes", action="store_true",
+                        help="also print notewise's misses by where the melody changes note:"
+                             " the previous / next / another note / none, 0-4, 5-9 ... frames"
+                             " after the last change or before the next")
+    parser.add_argument("--shift", type=int, nargs="+", default=[],
+                        help="also notewise's accuracy with its melody shifted by these frames"
+                             " (10 ms; + later)")
     args = parser.parse_args(argv)
     if args.partials is not None:
         notes.PARTIAL_INTERVALS = tuple(args.partials)
@@ -176,7 +188,8 @@ def main(argv=None) -> dict:
     else:
         print(basic_pitch_problem())
     counts = {system: {} for system in systems}
-    intervals = {}  # (instrument, semitones of notewise's estimate re the melody) -> frames
+    tallies = {"intervals": {}, "changes": {}}  # (instrument, label of a miss) -> frames
+    shifted = {}  # (instrument, shift) -> (correct, voiced)
     for name, clip in manifest["clips"].items():
         if clip.get("texture", name.rsplit("_", 1)[-1]) != "mono":
             continue
@@ -188,9 +201,13 @@ def main(argv=None) -> dict:
             per = counts[system]
             per[clip["instrument"]] = per.get(clip["instrument"], 0) + got
             if system == "notewise":
-                for step in miss_intervals(melody, est):
-                    key = (clip["instrument"], step)
-                    intervals[key] = intervals.get(key, 0) + 1
+                for kind, labels in (("intervals", miss_intervals), ("changes", miss_changes)):
+                    for label in labels(melody, est):
+                        key = (clip["instrument"], label)
+                        tallies[kind][key] = tallies[kind].get(key, 0) + 1
+                for k in args.shift:
+                    for key in ((clip["instrument"], k), ("all", k)):
+                        shifted[key] = shifted.get(key, 0) + rpa_counts(melody, shift(est, k))
     result = {}
     for system, per in counts.items():
         per = {**dict(sorted(per.items())), "all": sum(per.values())}
@@ -201,19 +218,69 @@ def main(argv=None) -> dict:
         print(f"  {key:>8}: " + "  ".join(f"{result[s][key]:.4f}" for s in systems))
     if args.intervals:
         print("notewise's misses, semitones re the melody (none: no estimate), most frames first:")
-        for instrument in sorted({i for i, _ in intervals}):
-            top = sorted(((n, step) for (i, step), n in intervals.items() if i == instrument),
-                         key=lambda pair: pair[0], reverse=True)[:5]
+        print_tally(tallies["intervals"], 5)
+    if args.changes:
+        print("notewise's misses by the melody's note changes, most frames first:")
+        print_tally(tallies["changes"], 8)
+    if args.shift:
+        print("notewise's accuracy, its melody shifted by k frames:")
+        for instrument in sorted({i for i, _ in shifted}, key=lambda i: (i == "all", i)):
             print(f"  {instrument:>8}: " + "  ".join(
-                f"{'none' if step is None else f'{step:+d}'} x{n}" for n, step in top))
+                f"{k:+d} {shifted[(instrument, k)][0] / shifted[(instrument, k)][1]:.4f}"
+                for k in args.shift))
     return result
+
+
+def print_tally(tally: dict, top: int) -> None:
+    """Per instrument, the ``top`` most frequent labels of ``tally`` ((instrument, label) ->
+    frames) with their counts."""
+    for instrument in sorted({i for i, _ in tally}):
+        most = sorted(((n, label) for (i, label), n in tally.items() if i == instrument),
+                      key=lambda pair: pair[0], reverse=True)[:top]
+        print(f"  {instrument:>8}: " + "  ".join(
+            f"{'none' if label is None else label} x{n}" for n, label in most))
+
+
+def shift(est: np.ndarray, frames: int) -> np.ndarray:
+    """``est`` ``frames`` later (earlier when negative), unvoiced where shifted in."""
+    out = np.zeros_like(est)
+    if frames >= 0:
+        out[frames:] = est[:len(est) - frames]
+    else:
+        out[:frames] = est[-frames:]
+    return out
+
+
+def miss_changes(melody: np.ndarray, est: np.ndarray) -> list[str]:
+    """For each voiced melody frame ``est`` misses: which note it names instead (the melody's
+    ``previous`` or ``next`` note at the nearest change, ``other``, or ``none``) and how far the
+    nearest change of the melody's key is (``after`` the last one or ``before`` the next,
+    in 5-frame steps up to 20)."""
+    key = np.where(melody > 0, np.rint(12 * np.log2(np.where(melody > 0, melody, 1) / 440)), -99)
+    changes = np.flatnonzero(np.diff(key) != 0) + 1
+    missed = np.flatnonzero((melody > 0) & ~melody_hits(melody, est))
+    labels = []
+    for i in missed:
+        position = np.searchsorted(changes, i, side="right")
+        last = changes[position - 1] if position else None
+        later = changes[position:]
+        after = i - last if last is not None else 99
+        before = later[0] - i if len(later) else 99
+        named = np.rint(12 * np.log2(est[i] / 440)) if est[i] > 0 else None
+        kind = ("none" if named is None else
+                "previous" if last is not None and named == key[last - 1] else
+                "next" if len(later) and named == key[later[0]] else "other")
+        where = f"after {min(after, 20) // 5 * 5}" if after <= before else \
+            f"before {min(before, 20) // 5 * 5}"
+        labels.append(f"{kind}/{where}")
+    return labels
 
 
 def miss_intervals(melody: np.ndarray, est: np.ndarray) -> list:
     """For each voiced melody frame ``est`` misses: the estimate's interval in whole semitones,
     or None where there is no estimate."""
     missed = (melody > 0) & ~melody_hits(melody, est)
-    return [None if e <= 0 else int(np.rint(12 * np.log2(e / m)))
+    return [None if e <= 0 else f"{int(np.rint(12 * np.log2(e / m))):+d}"
             for m, e in zip(melody[missed], est[missed])]
 
 

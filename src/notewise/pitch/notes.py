@@ -12,7 +12,7 @@ fraction of the window's energy, and MIDI velocity follows amplitude, the square
 ``melody`` picks one note a frame, for a single melodic line: of the notes sounding in the frame
 within ``MELODY_SHARE`` of its top confidence, those ``PARTIAL_INTERVALS`` semitones above
 another that started or ends with it are dropped (a note's partials heard as notes: f0 ratios
-3/2, 2, 3, 4; ``PARTIAL_WITHIN_S``), and of the rest with at least ``MELODY_ENERGY`` of the
+3/2, 2, 3, 4; ``PARTIAL_ONSET_S``, ``PARTIAL_END_S``), and of the rest with at least ``MELODY_ENERGY`` of the
 largest energy share among them (a note entering the window's edge before it sounds is still
 quiet there), the one that started last (the new note over the previous one's release tail),
 the more confident on a tie. The rule and its constants were chosen on validation clips
@@ -38,10 +38,10 @@ MELODY_COLUMNS = ["time", "f0_hz", "pitch", "confidence"]
 MELODY_SHARE = 0.6
 MELODY_ENERGY = 0.4
 PARTIAL_INTERVALS = (7, 12, 19, 24)
-#: A note is a partial of a lower one only if it started or ends at most this many seconds after
-#: it: a partial sounds with its note, while a melody note a fifth or an octave above the
-#: previous one, still ringing, starts later and outlasts it.
-PARTIAL_WITHIN_S = 0.1
+#: A note is a partial of a lower one only if it started at most ``PARTIAL_ONSET_S`` or ends at
+#: most ``PARTIAL_END_S`` seconds after it: a partial sounds with its note, while a melody note a
+#: fifth or an octave above the previous one, still ringing, starts later and outlasts it.
+PARTIAL_ONSET_S = PARTIAL_END_S = 0.1
 #: MIDI file timing: 480 ticks a beat at 120 bpm, so one tick is 1/960 s.
 TICKS_PER_BEAT, TEMPO_US = 480, 500_000
 TICKS_PER_SECOND = TICKS_PER_BEAT * 1_000_000 / TEMPO_US
@@ -109,13 +109,13 @@ def melody(frames: pd.DataFrame, frame_s: float, onset_threshold: float = 0.5,
 
 def _partials(rows: pd.DataFrame) -> np.ndarray:
     """Rows ``PARTIAL_INTERVALS`` semitones above another row of their frame time whose note
-    started or ends with theirs (within ``PARTIAL_WITHIN_S``)."""
+    started or ends with theirs (``PARTIAL_ONSET_S``, ``PARTIAL_END_S``)."""
     columns = ["time", "pitch", "onset", "offset"]
     pairs = rows[columns].reset_index().merge(rows[columns].rename(
         columns={"pitch": "below", "onset": "below_onset", "offset": "below_offset"}), on="time")
     partial = ((pairs["pitch"] - pairs["below"]).isin(PARTIAL_INTERVALS)
-               & ((pairs["onset"] <= pairs["below_onset"] + PARTIAL_WITHIN_S)
-                  | (pairs["offset"] <= pairs["below_offset"] + PARTIAL_WITHIN_S)))
+               & ((pairs["onset"] <= pairs["below_onset"] + PARTIAL_ONSET_S)
+                  | (pairs["offset"] <= pairs["below_offset"] + PARTIAL_END_S)))
     return np.isin(np.arange(len(rows)), pairs.loc[partial, "index"].to_numpy())
 
 
