@@ -5,6 +5,9 @@
         [--validation-soundfont SF2 --validation-dir DIR] [--pick PICK] [--intervals]
         [--no-peer] [--partials ...] [--melody-share S] [--melody-energy E]
         [--partial-onset SECONDS] [--partial-end SECONDS] [--refine-cents CENTS]
+        [--attack-search SECONDS] [--attack-strength RATIO] [--reattack SECONDS]
+        [--reattack-ratio RATIO] [--reattack-rise SHARE] [--melody-hold 0|1]
+        [--flux-frame SECONDS] [--flux-steps N] [--flux-ahead FRACTION]
         [--changes] [--shift FRAMES ...]
 
 For each mono clip (the top voice of a held-out piece through the held-out SoundFont), the
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 
 from notewise.pitch.inference import Predictor
-from notewise.pitch import notes
+from notewise.pitch import notes, onsets
 from notewise.pitch.peers import FRAME_S, BasicPitch, basic_pitch_problem, posteriorgram_melody
 from notewise.pitch.predict import predict_frames, read_audio
 from notewise.pitch.real_eval import (first_frequency, melody_hits, on_frame_grid,
@@ -51,7 +54,16 @@ PICK_CONSTANTS = {"MELODY_SHARE": "0: every sounding note",
                   "MELODY_ENERGY": "0: no energy condition",
                   "PARTIAL_ONSET_S": "inf with --partial-end inf: a partial whenever the"
                                      " interval fits",
-                  "PARTIAL_END_S": "=-inf: the onset condition alone"}
+                  "PARTIAL_END_S": "=-inf: the onset condition alone",
+                  "ATTACK_SEARCH_S": "0: a note's attack is its first frame",
+                  "ATTACK_STRENGTH": "inf: no note waits for its attack",
+                  "REATTACK_S": "",
+                  "REATTACK_RATIO": "inf: no re-attack",
+                  "REATTACK_RISE": "",
+                  "MELODY_HOLD": "0: a frame whose notes wait for their attack has none"}
+
+#: The onset strength's constants an option overrides for one run (``--flux-ahead`` ...).
+ONSET_CONSTANTS = {"FLUX_FRAME_S": float, "FLUX_STEPS": int, "FLUX_AHEAD": float}
 
 
 def pick_notes(frames, pick: str, frame_s: float):
@@ -149,7 +161,12 @@ def main(argv=None) -> dict:
         parser.add_argument("--" + constant.lower().replace("_", "-").removesuffix("-s"),
                             type=float, dest=constant,
                             help=f"the latest pick's {constant} for this run (default notes'"
-                                 f" {getattr(notes, constant)}; {note})")
+                                 f" {getattr(notes, constant)}{'; ' if note else ''}{note})")
+    for constant, kind in ONSET_CONSTANTS.items():
+        parser.add_argument("--" + constant.lower().replace("_", "-").removesuffix("-s"),
+                            type=kind, dest=constant,
+                            help=f"onsets.{constant} for this run (default"
+                                 f" {getattr(onsets, constant)})")
     parser.add_argument("--refine-cents", type=float,
                         help="predict's pitch_model.decode.refine_cents for this run (default:"
                              " the schema's; 0: the model's f0 as it is)")
@@ -170,6 +187,9 @@ def main(argv=None) -> dict:
     for constant in PICK_CONSTANTS:
         if getattr(args, constant) is not None:
             setattr(notes, constant, getattr(args, constant))
+    for constant in ONSET_CONSTANTS:
+        if getattr(args, constant) is not None:
+            setattr(onsets, constant, getattr(args, constant))
     torch.set_num_threads(1)
     audio = Path(args.audio_dir)
     if args.validation:

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewise.pitch.notes import (MELODY_COLUMNS, MELODY_ENERGY, NOTE_COLUMNS, TICKS_PER_SECOND,
-                                  frames_to_notes, melody, midi_bytes)
+from notewise.pitch.notes import (ATTACK_SEARCH_S, ATTACK_STRENGTH, MELODY_COLUMNS,
+                                  MELODY_ENERGY, NOTE_COLUMNS, TICKS_PER_SECOND, frames_to_notes,
+                                  melody, midi_bytes)
 
 FRAME_S = 0.01
 
@@ -21,6 +22,17 @@ def frames(*runs):
     """Frame rows of ``(f0_hz, first_frame, last_frame, confidence, share)`` runs."""
     rows = [(k * FRAME_S, f0, conf, share) for f0, a, b, conf, share in runs for k in range(a, b + 1)]
     return pd.DataFrame(rows, columns=["time", "f0_hz", "confidence", "energy_share"])
+
+
+def with_attacks(table: pd.DataFrame, *attacks: int, strength: float = 1.0) -> pd.DataFrame:
+    """``table`` with an onset strength of 1 in every frame, and ``2 * ATTACK_STRENGTH`` in the
+    frames ``attacks``."""
+    frame = np.rint(table["time"] / FRAME_S).astype(int)
+    return table.assign(onset_strength=np.where(frame.isin(attacks), 2 * ATTACK_STRENGTH, strength))
+
+
+def by_frame(line: pd.DataFrame) -> dict:
+    return dict(zip(np.rint(line["time"] / FRAME_S).astype(int), line["pitch"]))
 
 
 def test_runs_become_notes_with_hysteresis_and_a_minimum_duration():
@@ -134,3 +146,42 @@ def test_a_melody_note_is_a_detection_of_its_frame(runs):
     for t, pitch in zip(line["time"], line["pitch"]):
         sounding = notes[(notes["onset"] <= t) & (t < notes["offset"])]
         assert pitch in set(sounding["pitch"])
+
+
+def test_a_note_starts_at_its_attack_and_the_melody_holds_the_note_before():
+    """B4 is detected 3 frames before its attack (the model sees it in the window's future), and
+    A4 stops being detected there: B4's note starts at the attack, and the melody keeps A4."""
+    table = frames((440.0, 0, 46, 0.9, 0.8), (493.88, 47, 99, 0.9, 0.8))
+    notes = frames_to_notes(with_attacks(table, 0, 50), FRAME_S)
+    np.testing.assert_allclose(notes["onset"], [0.0, 0.495])
+    assert notes["pitch"].tolist() == [69, 71]
+    line = by_frame(melody(with_attacks(table, 0, 50), FRAME_S))
+    assert {line[k] for k in range(0, 50)} == {69} and {line[k] for k in range(50, 100)} == {71}
+    # no attack strong enough, or none within ATTACK_SEARCH_S: the note starts where detected
+    late = 47 + round(ATTACK_SEARCH_S / FRAME_S) + 1
+    for weak in (with_attacks(table, 0, 50, strength=ATTACK_STRENGTH), with_attacks(table, 0, late),
+                 table):
+        assert frames_to_notes(weak, FRAME_S)["onset"].tolist()[1] == pytest.approx(0.465)
+        assert by_frame(melody(weak, FRAME_S))[47] == 71
+
+
+def test_a_note_ringing_on_takes_the_melody_back_when_attacked_again():
+    """A4 rings on under B4 (share 0.1) and is played again at 0.6 s, its share jumping to 0.6:
+    the melody goes back to A4 though B4 started later."""
+    table = frames((440.0, 0, 29, 0.9, 0.8), (440.0, 30, 59, 0.8, 0.1), (440.0, 60, 99, 0.9, 0.6),
+                   (493.88, 30, 99, 0.9, 0.5))
+    line = by_frame(melody(table, FRAME_S))
+    assert {line[k] for k in range(30, 60)} == {71}
+    assert {line[k] for k in range(61, 100)} == {69}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(run_st, max_size=8), st.lists(st.integers(0, 110), max_size=6))
+def test_a_melody_note_is_detected_in_its_frame_or_held_from_the_one_before(runs, attacks):
+    table = with_attacks(frames(*[(f0, a, a + n, c, s) for f0, a, n, c, s in runs]), *attacks)
+    line = melody(table, FRAME_S)
+    assert line["time"].is_unique
+    detected = set(zip(np.rint(table["time"] / FRAME_S).astype(int), table["f0_hz"]))
+    picked = dict(zip(np.rint(line["time"] / FRAME_S).astype(int), line["f0_hz"]))
+    for k, f0 in picked.items():
+        assert (k, f0) in detected or picked.get(k - 1) == f0

@@ -24,8 +24,9 @@ In Python, the torchcrepe way::
 Output, by the extension of ``-o``: ``.mid``/``.midi`` a MIDI file; ``.notes.csv`` the notes
 (``onset, offset, pitch, f0_hz, velocity, confidence``); ``.melody.csv`` one melody note per
 frame (``time, f0_hz, pitch, confidence``; ``notes.melody``, for a single melodic line); any
-other name (and standard output) the frame CSV ``time,f0_hz,confidence,energy_share``, one row
-per detected note per window.
+other name (and standard output) the frame CSV ``time,f0_hz,confidence,energy_share,
+onset_strength``, one row per detected note per window (``onset_strength``: the window's, the
+same on each of its rows; ``notewise.pitch.onsets``).
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ from .audio import BLOCK_S, frame, model_audio, stamp_offset, stream_audio, stre
 from .decode import DecodedNotes
 from .inference import Predictor, concat_notes, decode_default
 from .notes import frames_to_notes, melody, write_midi
+from .onsets import onset_strength
 
 __all__ = ["file_frames", "frame", "model_audio", "predict", "predict_file", "predict_frames",
            "read_audio", "stamp_offset", "stream_frames", "write_prediction"]
 
-CSV_COLUMNS = ["time", "f0_hz", "confidence", "energy_share"]
+CSV_COLUMNS = ["time", "f0_hz", "confidence", "energy_share", "onset_strength"]
 #: What to do with NaN or infinite samples: refuse the file, or set them to zero (with a warning).
 NONFINITE_POLICIES = ("error", "zero")
 
@@ -72,7 +74,8 @@ def predict_frames(predictor: Predictor, audio: np.ndarray, hop: int,
     at ``k * hop`` (``stamp``: where in the window; default ``default_stamp()``)."""
     stamp = default_stamp() if stamp is None else stamp
     windows = frame(audio, predictor.model.cfg.window, hop, stamp)
-    return _frame_table(predictor.notes(windows), hop, predictor.model.cfg.sample_rate)
+    return _frame_table(*_decoded(predictor, windows, hop, stamp), hop,
+                        predictor.model.cfg.sample_rate)
 
 
 def stream_frames(predictor: Predictor, blocks: Iterable[np.ndarray], hop: int,
@@ -80,13 +83,15 @@ def stream_frames(predictor: Predictor, blocks: Iterable[np.ndarray], hop: int,
     """``predict_frames`` of the audio ``blocks`` (``stream_audio``) joined, without joining them:
     the windows go through the model in the same batches, so the table is the same."""
     stamp = default_stamp() if stamp is None else stamp
-    parts = []
+    parts, strengths = [], []
     for first, windows in stream_windows(blocks, predictor.model.cfg.window, hop, stamp,
                                          predictor.batch_size):
-        notes = predictor.notes(windows)
+        notes, strength = _decoded(predictor, windows, hop, stamp)
         notes.window = notes.window + first
         parts.append(notes)
-    return _frame_table(concat_notes(parts), hop, predictor.model.cfg.sample_rate)
+        strengths.append(strength)
+    return _frame_table(concat_notes(parts), np.concatenate(strengths or [np.zeros(0)]), hop,
+                        predictor.model.cfg.sample_rate)
 
 
 def file_frames(predictor: Predictor, audio_path: str | Path, hop: int,
@@ -97,13 +102,24 @@ def file_frames(predictor: Predictor, audio_path: str | Path, hop: int,
     return stream_frames(predictor, blocks, hop, stamp)
 
 
-def _frame_table(notes: DecodedNotes, hop: int, sample_rate: int) -> pd.DataFrame:
+def _decoded(predictor: Predictor, windows, hop: int,
+             stamp: float) -> tuple[DecodedNotes, np.ndarray]:
+    """The notes of ``windows`` and, per note, its window's onset strength."""
+    notes = predictor.notes(windows)
+    cfg = predictor.model.cfg
+    return notes, onset_strength(windows, notes.window, stamp_offset(cfg.window, stamp), hop,
+                                 cfg.sample_rate)
+
+
+def _frame_table(notes: DecodedNotes, strength: np.ndarray, hop: int,
+                 sample_rate: int) -> pd.DataFrame:
     order = np.lexsort((notes.f0_hz, notes.window))
     return pd.DataFrame({
         "time": notes.window[order] * hop / sample_rate,
         "f0_hz": notes.f0_hz[order],
         "confidence": notes.confidence[order],
         "energy_share": notes.energy_share[order],
+        "onset_strength": strength[order],
     }, columns=CSV_COLUMNS)
 
 
