@@ -11,9 +11,9 @@ around its stamp, each reaching ``FLUX_AHEAD`` of its length past the point it s
 frame sees an attack as soon as the attack enters it, so frames centred on their point place it
 early and frames ending there late. ``notes.frames_to_notes`` moves a note's onset to a strong
 one in its first frames. The constants were chosen on the validation clips (docs/pitch_model.md,
-"Attacks from the audio"; ``bench/bench_rpa.py --validation --flux-ahead ...``): mean raw pitch
-accuracy 0.9606 with these, 0.9600 centred, 0.9566 ending at the point; 1024-sample frames and 4
-steps 0.9610, at twice the cost.
+"Session 11: attacks from the audio"; ``bench/bench_rpa.py --validation --flux-ahead ...``):
+mean raw pitch accuracy 0.9606 with these, 0.9600 centred, 0.9566 ending at the point;
+1024-sample frames and 4 steps 0.9610, at twice the cost.
 """
 
 from __future__ import annotations
