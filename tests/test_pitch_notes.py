@@ -98,7 +98,7 @@ def test_the_melody_takes_the_newest_note_and_no_partial_of_another():
                    (493.88, 30, 59, 0.7, 0.5),   # B4 from 0.3 s: the newer note wins
                    (987.77, 35, 59, 0.95, 0.3),  # B5: the octave of B4, a partial, never picked
                    (739.99, 40, 59, 0.9, 0.2),   # F#5: a fifth above B4 (3/2), a partial too
-                   (261.63, 50, 59, 0.52, 0.1))  # C4 from 0.5 s: under 0.6 of the top (0.95)
+                   (261.63, 50, 59, 0.45, 0.1))  # C4 from 0.5 s: under 0.5 of the top (0.95)
     line = melody(table, FRAME_S)
     assert list(line.columns) == MELODY_COLUMNS
     assert line["time"].is_monotonic_increasing and line["time"].is_unique

@@ -41,8 +41,8 @@ __all__ = ["MELODY_COLUMNS", "NOTE_COLUMNS", "frames_to_notes", "melody", "midi_
 
 NOTE_COLUMNS = ["onset", "offset", "pitch", "f0_hz", "velocity", "confidence"]
 MELODY_COLUMNS = ["time", "f0_hz", "pitch", "confidence"]
-MELODY_SHARE = 0.6
-MELODY_ENERGY = 0.4
+MELODY_SHARE = 0.5
+MELODY_ENERGY = 0.3
 PARTIAL_INTERVALS = (7, 12, 19, 24)
 #: A note is a partial of a lower one only if it started at most ``PARTIAL_ONSET_S`` or ends at
 #: most ``PARTIAL_END_S`` seconds after it: a partial sounds with its note, while a melody note a
