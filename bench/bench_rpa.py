@@ -8,7 +8,7 @@
         [--attack-search SECONDS] [--attack-strength RATIO] [--reattack SECONDS]
         [--reattack-ratio RATIO] [--reattack-rise SHARE] [--melody-hold 0|1]
         [--flux-frame SECONDS] [--flux-steps N] [--flux-ahead FRACTION]
-        [--changes] [--shift FRAMES ...]
+        [--changes] [--onsets] [--shift FRAMES ...]
 
 For each mono clip (the top voice of a held-out piece through the held-out SoundFont), the
 melody note ``--pick`` chooses in each 10 ms frame against the reference melody: the share of
@@ -79,12 +79,15 @@ def pick_notes(frames, pick: str, frame_s: float):
 
 
 def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 441,
-                    pick: str = "confidence", melody: np.ndarray | None = None) -> np.ndarray:
+                    pick: str = "confidence", melody: np.ndarray | None = None,
+                    frames=None) -> np.ndarray:
     """The f0 of the note ``pick`` chooses in each 10 ms frame (0: none). ``pick="any"`` with the
     reference ``melody``: its f0 wherever any detected note is within 50 cents of it (an upper
-    bound on what a ranking of the detected notes can reach)."""
+    bound on what a ranking of the detected notes can reach). ``frames``: the clip's frame
+    table, if already predicted."""
     rate = predictor.model.cfg.sample_rate
-    frames = predict_frames(predictor, read_audio(wav, rate), hop)
+    if frames is None:
+        frames = predict_frames(predictor, read_audio(wav, rate), hop)
     rows = np.rint(frames["time"].to_numpy() * rate / hop).astype(int)
     if pick == "any":
         inside = rows < n_frames
@@ -178,6 +181,10 @@ def main(argv=None) -> dict:
                         help="also print notewise's misses by where the melody changes note:"
                              " the previous / next / another note / none, 0-4, 5-9 ... frames"
                              " after the last change or before the next")
+    parser.add_argument("--onsets", action="store_true",
+                        help="also score the note events' onsets against the melody's notes"
+                             " (mir_eval.transcription, 50 ms, no offsets), with the onset"
+                             " strength and without it (each note at its first frame)")
     parser.add_argument("--shift", type=int, nargs="+", default=[],
                         help="also notewise's accuracy with its melody shifted by these frames"
                              " (10 ms; + later)")
@@ -198,8 +205,17 @@ def main(argv=None) -> dict:
     manifest = json.loads((audio / "manifest.json").read_text())
     predictor = Predictor.load(args.checkpoint or release_checkpoint(), device="cpu",
                                refine_cents=args.refine_cents)
+    predicted = {}  # wav -> frame table, predicted once
+
+    def frames_of(wav):
+        if wav not in predicted:
+            rate = predictor.model.cfg.sample_rate
+            predicted[wav] = predict_frames(predictor, read_audio(wav, rate), 441)
+        return predicted[wav]
+
     systems = {"notewise": lambda wav, ref: notewise_melody(predictor, wav, len(ref),
-                                                            pick=args.pick, melody=ref)}
+                                                            pick=args.pick, melody=ref,
+                                                            frames=frames_of(wav))}
     if args.no_peer:
         pass
     elif basic_pitch_problem() is None:
@@ -225,6 +241,11 @@ def main(argv=None) -> dict:
                     for label in labels(melody, est):
                         key = (clip["instrument"], label)
                         tallies[kind][key] = tallies[kind].get(key, 0) + 1
+                if args.onsets:
+                    for strength in (True, False):
+                        key = (clip["instrument"], strength)
+                        tallies.setdefault("onsets", {}).setdefault(key, []).append(
+                            onset_scores(frames_of(audio / f"{name}.wav"), melody, strength))
                 for k in args.shift:
                     for key in ((clip["instrument"], k), ("all", k)):
                         shifted[key] = shifted.get(key, 0) + rpa_counts(melody, shift(est, k))
@@ -242,6 +263,13 @@ def main(argv=None) -> dict:
     if args.changes:
         print("notewise's misses by the melody's note changes, most frames first:")
         print_tally(tallies["changes"], 8)
+    if args.onsets:
+        print("notewise's note onsets, per clip averaged (onset F1 at 50 ms; median onset"
+              " error, ms), with the onset strength / without:")
+        for instrument in sorted({i for i, _ in tallies["onsets"]}):
+            print(f"  {instrument:>8}: " + "  /  ".join(
+                "{:.3f} {:+.1f}".format(*np.nanmean(tallies["onsets"][(instrument, s)], axis=0))
+                for s in (True, False)))
     if args.shift:
         print("notewise's accuracy, its melody shifted by k frames:")
         for instrument in sorted({i for i, _ in shifted}, key=lambda i: (i == "all", i)):
@@ -259,6 +287,30 @@ def print_tally(tally: dict, top: int) -> None:
                       key=lambda pair: pair[0], reverse=True)[:top]
         print(f"  {instrument:>8}: " + "  ".join(
             f"{'none' if label is None else label} x{n}" for n, label in most))
+
+
+def onset_scores(frames, melody: np.ndarray, strength: bool = True) -> tuple[float, float]:
+    """(onset F1, median onset error in ms) of ``notes.frames_to_notes`` of ``frames`` (without
+    its ``onset_strength`` unless ``strength``) against the notes of the reference ``melody``
+    (a note per run of one key), matched by ``mir_eval.transcription`` within 50 ms."""
+    import mir_eval
+
+    key = np.where(melody > 0, np.rint(69 + 12 * np.log2(np.where(melody > 0, melody, 1) / 440)),
+                   -1)
+    bounds = np.r_[0, np.flatnonzero(np.diff(key) != 0) + 1, len(key)]
+    runs = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if key[a] >= 0]
+    ref_times = np.array(runs, dtype=float).reshape(-1, 2) * FRAME_S
+    ref_hz = np.array([440 * 2 ** ((key[a] - 69) / 12) for a, _ in runs])
+    found = notes.frames_to_notes(frames if strength else frames.drop(columns="onset_strength"),
+                                  FRAME_S)
+    est_times = found[["onset", "offset"]].to_numpy()
+    est_hz = 440 * 2 ** ((found["pitch"].to_numpy() - 69) / 12)
+    options = {"onset_tolerance": 0.05, "offset_ratio": None}
+    f1 = mir_eval.transcription.precision_recall_f1_overlap(ref_times, ref_hz, est_times, est_hz,
+                                                            **options)[2]
+    pairs = mir_eval.transcription.match_notes(ref_times, ref_hz, est_times, est_hz, **options)
+    errors = [est_times[j, 0] - ref_times[i, 0] for i, j in pairs]
+    return f1, 1000 * float(np.median(errors)) if errors else float("nan")
 
 
 def shift(est: np.ndarray, frames: int) -> np.ndarray:

@@ -87,6 +87,7 @@ def _runs(frames: pd.DataFrame, frame_s: float) -> pd.DataFrame:
                           "confidence": frames["confidence"].to_numpy(),
                           "share": frames["energy_share"].to_numpy(),
                           "strength": frames.get("onset_strength", np.nan)})
+    # two detections snapped to one pitch in one frame: keep the more confident
     table = (table.sort_values(["pitch", "frame", "confidence"])
              .drop_duplicates(["pitch", "frame"], keep="last"))
     pitch, frame = table["pitch"].to_numpy(), table["frame"].to_numpy()
