@@ -29,6 +29,7 @@ notes (``results/real_eval/notes.npz``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -78,23 +79,19 @@ def pick_notes(frames, pick: str, frame_s: float):
     return frames.sort_values(key).groupby("time").tail(1)
 
 
-def notewise_melody(predictor: Predictor, wav: Path, n_frames: int, hop: int = 441,
-                    pick: str = "confidence", melody: np.ndarray | None = None,
-                    frames=None) -> np.ndarray:
-    """The f0 of the note ``pick`` chooses in each 10 ms frame (0: none). ``pick="any"`` with the
-    reference ``melody``: its f0 wherever any detected note is within 50 cents of it (an upper
-    bound on what a ranking of the detected notes can reach). ``frames``: the clip's frame
-    table, if already predicted."""
-    rate = predictor.model.cfg.sample_rate
-    if frames is None:
-        frames = predict_frames(predictor, read_audio(wav, rate), hop)
-    rows = np.rint(frames["time"].to_numpy() * rate / hop).astype(int)
+def notewise_melody(frames, n_frames: int, pick: str = "confidence",
+                    melody: np.ndarray | None = None) -> np.ndarray:
+    """The f0 of the note ``pick`` chooses in each 10 ms frame (0: none) of a clip's frame table
+    (``predict_frames`` at the 10 ms hop). ``pick="any"`` with the reference ``melody``: its f0
+    wherever any detected note is within 50 cents of it (an upper bound on what a ranking of
+    the detected notes can reach)."""
+    rows = np.rint(frames["time"].to_numpy() / FRAME_S).astype(int)
     if pick == "any":
         inside = rows < n_frames
         rows, f0 = rows[inside], frames["f0_hz"].to_numpy()[inside]
         hit = melody_hits(melody[rows], f0)
         return on_frames(rows[hit], melody[rows[hit]], n_frames)
-    best = pick_notes(frames, pick, hop / rate)
+    best = pick_notes(frames, pick, FRAME_S)
     return first_frequency(on_reference_grid(np.arange(n_frames) * FRAME_S, *on_frame_grid(best)))
 
 
@@ -205,17 +202,14 @@ def main(argv=None) -> dict:
     manifest = json.loads((audio / "manifest.json").read_text())
     predictor = Predictor.load(args.checkpoint or release_checkpoint(), device="cpu",
                                refine_cents=args.refine_cents)
-    predicted = {}  # wav -> frame table, predicted once
 
+    @functools.lru_cache(maxsize=1)  # the clip's table, for its melody and its onsets
     def frames_of(wav):
-        if wav not in predicted:
-            rate = predictor.model.cfg.sample_rate
-            predicted[wav] = predict_frames(predictor, read_audio(wav, rate), 441)
-        return predicted[wav]
+        return predict_frames(predictor, read_audio(wav, predictor.model.cfg.sample_rate),
+                              round(FRAME_S * predictor.model.cfg.sample_rate))
 
-    systems = {"notewise": lambda wav, ref: notewise_melody(predictor, wav, len(ref),
-                                                            pick=args.pick, melody=ref,
-                                                            frames=frames_of(wav))}
+    systems = {"notewise": lambda wav, ref: notewise_melody(frames_of(wav), len(ref),
+                                                            pick=args.pick, melody=ref)}
     if args.no_peer:
         pass
     elif basic_pitch_problem() is None:

@@ -54,3 +54,12 @@ def test_a_steady_tone_has_no_attack_and_rows_pick_their_windows():
 def test_a_louder_file_does_not_move_its_attacks():
     quiet, loud = strengths(struck(0.5)), strengths(8 * struck(0.5))
     assert int(np.argmax(quiet[10:-20])) == int(np.argmax(loud[10:-20]))
+
+
+def test_windows_taken_in_batches_give_the_same_strengths(monkeypatch):
+    from notewise.pitch import onsets
+
+    audio = struck(0.5)
+    whole = strengths(audio)
+    monkeypatch.setattr(onsets, "BATCH", 7)
+    np.testing.assert_array_equal(strengths(audio), whole)
